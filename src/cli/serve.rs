@@ -1,0 +1,122 @@
+//! `keiko-dns serve`: bind every socket, start the data plane threads and
+//! the control plane runtime, and run until SIGTERM/SIGINT.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::control::Control;
+use crate::net::{tcp, udp};
+
+pub fn run(path: &Path) -> ExitCode {
+    match serve(path) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("keiko-dns: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(path: &Path) -> anyhow::Result<()> {
+    let workers = std::thread::available_parallelism().map_or(2, usize::from);
+    let control = Arc::new(
+        Control::start(path, workers)
+            .with_context(|| format!("cannot start with {}", path.display()))?,
+    );
+    let config = control.loaded().config;
+    let shutdown = Arc::new(AtomicBool::new(false));
+
+    // Bind everything before starting anything, so a taken port fails cleanly.
+    let mut udp_sockets = Vec::new();
+    let mut tcp_listeners = Vec::new();
+    for &addr in &config.server.dns_listen {
+        udp_sockets
+            .extend(udp::bind(addr, workers).with_context(|| format!("cannot bind UDP {addr}"))?);
+        tcp_listeners.push(tcp::bind(addr).with_context(|| format!("cannot bind TCP {addr}"))?);
+    }
+    let udp_threads = udp::spawn(
+        udp_sockets,
+        control.table(),
+        control.stats(),
+        shutdown.clone(),
+    )
+    .context("cannot start UDP workers")?;
+
+    // TCP gets its own runtime so the control plane's work never delays it.
+    let tcp_runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("dns-tcp")
+        .build()
+        .context("cannot start the TCP runtime")?;
+    let (table, stats) = (control.table(), control.stats());
+    let tcp_thread = std::thread::Builder::new()
+        .name("dns-tcp".into())
+        .spawn(move || {
+            tcp_runtime.block_on(async move {
+                let tasks: Vec<_> = tcp_listeners
+                    .into_iter()
+                    .map(|l| {
+                        tokio::spawn(tcp::serve(
+                            l,
+                            table.clone(),
+                            stats.clone(),
+                            tcp::Limits::default(),
+                        ))
+                    })
+                    .collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+        })
+        .context("cannot start the TCP thread")?;
+    drop(tcp_thread);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("control")
+        .build()
+        .context("cannot start the control runtime")?;
+    tracing::info!(
+        dns = ?config.server.dns_listen,
+        admin = %config.server.admin_listen,
+        zone = %config.zone.origin,
+        workers,
+        "keiko-dns serving"
+    );
+    runtime.block_on(control_plane(control.clone()))?;
+
+    shutdown.store(true, Ordering::Relaxed);
+    for t in udp_threads {
+        let _ = t.join();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Runs until a stop signal; reloads on SIGHUP.
+async fn control_plane(control: Arc<Control>) -> anyhow::Result<()> {
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                let c = control.clone();
+                // Compiling a large GeoIP database takes a while: off the runtime.
+                let _ = tokio::task::spawn_blocking(move || c.reload()).await;
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!("stopping");
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! The TOML schema exactly as operators write it (contract section 2).
+//!
+//! These types only describe the file; `super::validate` turns them into the
+//! checked [`super::Config`]. Every table denies unknown keys, and values that
+//! later checks must point at are kept `Spanned` so errors can name the line.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    pub server: Server,
+    pub zone: Zone,
+    #[serde(default)]
+    pub health: Health,
+    #[serde(default)]
+    pub rate_limit: RateLimit,
+    #[serde(default)]
+    pub geoip: Option<Spanned<Geoip>>,
+    #[serde(default)]
+    pub residency: BTreeMap<String, Spanned<Residency>>,
+    #[serde(default)]
+    pub regions: Vec<Spanned<Region>>,
+    #[serde(default)]
+    pub records: Vec<Spanned<Record>>,
+    #[serde(default)]
+    pub notify: Vec<Spanned<Notify>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub dns_listen: Spanned<Vec<Spanned<String>>>,
+    pub admin_listen: Spanned<String>,
+    pub region: Spanned<String>,
+    pub state_dir: Spanned<String>,
+    pub admin_token: Option<Spanned<String>>,
+    pub nsid: Option<Spanned<String>>,
+    /// Answer for CHAOS `version.bind`/`version.server`; REFUSED when unset.
+    pub version: Option<Spanned<String>>,
+    /// RFC 7873 server cookie secret (32 hex digits); generated at start when unset.
+    pub cookie_secret: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Zone {
+    pub origin: Spanned<String>,
+    pub file: Spanned<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Health {
+    pub interval: Spanned<HumanDuration>,
+    pub timeout: Spanned<HumanDuration>,
+    pub failure_threshold: Spanned<i64>,
+    pub recovery_threshold: Spanned<i64>,
+    pub fast_interval: Spanned<HumanDuration>,
+    pub recovery: Spanned<Recovery>,
+    pub path: Spanned<String>,
+    pub ca_file: Option<Spanned<String>>,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        let s = |d| Spanned::new(0..0, HumanDuration(Duration::from_secs(d)));
+        Self {
+            interval: s(30),
+            timeout: s(10),
+            failure_threshold: Spanned::new(0..0, 3),
+            recovery_threshold: Spanned::new(0..0, 3),
+            fast_interval: s(5),
+            recovery: Spanned::new(0..0, Recovery::Automatic),
+            path: Spanned::new(0..0, "/health".to_owned()),
+            ca_file: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recovery {
+    Automatic,
+    Manual,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub responses_per_second: Option<Spanned<i64>>,
+    pub window: Option<Spanned<HumanDuration>>,
+    pub slip: Option<Spanned<i64>>,
+    pub ipv4_prefix_length: Option<Spanned<i64>>,
+    pub ipv6_prefix_length: Option<Spanned<i64>>,
+    pub exempt: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Geoip {
+    pub database: Option<Spanned<String>>,
+    pub default: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub continents: BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    pub countries: BTreeMap<Spanned<String>, Spanned<Vec<Spanned<String>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Residency {
+    #[serde(default)]
+    pub continents: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub countries: Vec<Spanned<String>>,
+    pub regions: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    pub name: Spanned<String>,
+    pub priority: Spanned<i64>,
+    pub weight: Spanned<i64>,
+    #[serde(default)]
+    pub capacity: Option<Spanned<i64>>,
+    pub endpoint: Spanned<String>,
+    pub addresses: Spanned<Vec<Spanned<String>>>,
+    pub health_url: Option<Spanned<String>>,
+    pub expect_body: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    pub name: Spanned<String>,
+    pub policy: Spanned<PolicyName>,
+    pub ttl: Option<Spanned<i64>>,
+    pub region: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyName {
+    Failover,
+    Geo,
+    Weighted,
+    Region,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    pub url: Spanned<String>,
+    #[serde(default)]
+    pub format: Option<Spanned<NotifyFormat>>,
+    /// Sent as `Authorization: Bearer ...`; never logged.
+    pub token: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyFormat {
+    Json,
+    Alertmanager,
+}
+
+/// A duration written as text: `"30s"`, `"500ms"`, `"2m"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HumanDuration(pub Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(HumanDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "invalid duration {text:?} ({e}); write it like \"30s\", \"500ms\" or \"2m\""
+                ))
+            })
+    }
+}

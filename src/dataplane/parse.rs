@@ -1,0 +1,302 @@
+//! Reading a query from wire bytes without allocating: the header, the one
+//! question (lowercased into a fixed buffer, its original bytes left in the
+//! packet to be echoed), and the OPT record with the EDNS options we act on.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub const HEADER_LEN: usize = 12;
+const MAX_NAME: usize = 255;
+pub const TYPE_OPT: u16 = 41;
+pub const TYPE_TSIG: u16 = 250;
+const OPTION_NSID: u16 = 3;
+const OPTION_SUBNET: u16 = 8;
+const OPTION_COOKIE: u16 = 10;
+
+/// A query the data plane can answer (possibly with an error code).
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub id: u16,
+    /// The second header word: QR, opcode, AA, TC, RD, RA, Z, AD, CD, RCODE.
+    pub flags: u16,
+    /// Lowercase wire form of the question name.
+    qname: [u8; MAX_NAME],
+    qname_len: usize,
+    /// Offset just past the question in the packet.
+    pub question_end: usize,
+    pub qtype: u16,
+    pub qclass: u16,
+    pub edns: Option<Edns>,
+    /// A TSIG record closes the additional section.
+    pub tsig: bool,
+}
+
+impl Query {
+    pub fn qname(&self) -> &[u8] {
+        &self.qname[..self.qname_len]
+    }
+
+    pub fn opcode(&self) -> u8 {
+        ((self.flags >> 11) & 0xf) as u8
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Edns {
+    pub payload: u16,
+    pub version: u8,
+    pub dnssec_ok: bool,
+    pub nsid: bool,
+    pub subnet: Option<ClientSubnet>,
+    pub cookie: Option<Cookie>,
+}
+
+/// An EDNS Client Subnet option (RFC 7871), validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientSubnet {
+    pub family: u16,
+    pub source_prefix: u8,
+    /// The address as sent: `ceil(source_prefix / 8)` bytes.
+    pub address: [u8; 16],
+    pub address_len: u8,
+}
+
+impl ClientSubnet {
+    pub fn ip(&self) -> IpAddr {
+        if self.family == 1 {
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&self.address[..4]);
+            IpAddr::V4(Ipv4Addr::from(b))
+        } else {
+            IpAddr::V6(Ipv6Addr::from(self.address))
+        }
+    }
+}
+
+/// A DNS Cookie option (RFC 7873): the client part and the server part sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cookie {
+    pub client: [u8; 8],
+    pub server: [u8; 32],
+    pub server_len: u8,
+}
+
+/// Why a packet is not a query that can be answered normally.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Malformed {
+    /// Not worth an answer: too short to carry an ID, or itself a response.
+    Drop,
+    /// FORMERR; `question_end` is set when the question could be read and
+    /// so may be echoed, `edns` when the query had a readable OPT record.
+    FormErr {
+        question_end: Option<usize>,
+        edns: bool,
+    },
+}
+
+fn u16_at(p: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([*p.get(at)?, *p.get(at + 1)?]))
+}
+
+/// Parses a query. Any structural error yields `Malformed`.
+pub fn parse(packet: &[u8]) -> Result<Query, Malformed> {
+    if packet.len() < HEADER_LEN {
+        return Err(Malformed::Drop);
+    }
+    let flags = u16::from_be_bytes([packet[2], packet[3]]);
+    if flags & 0x8000 != 0 {
+        return Err(Malformed::Drop);
+    }
+    let count = |i: usize| u16::from_be_bytes([packet[4 + 2 * i], packet[5 + 2 * i]]);
+    let (qd, an, ns, ar) = (count(0), count(1), count(2), count(3));
+    let formerr = |question_end, edns| Malformed::FormErr { question_end, edns };
+    if qd != 1 {
+        return Err(formerr(None, false));
+    }
+    let mut query = Query {
+        id: u16::from_be_bytes([packet[0], packet[1]]),
+        flags,
+        qname: [0; MAX_NAME],
+        qname_len: 0,
+        question_end: 0,
+        qtype: 0,
+        qclass: 0,
+        edns: None,
+        tsig: false,
+    };
+    let mut at = HEADER_LEN;
+    loop {
+        let len = *packet.get(at).ok_or(formerr(None, false))? as usize;
+        if len & 0xc0 != 0 {
+            // Compression or extended labels: never valid in the first name.
+            return Err(formerr(None, false));
+        }
+        if query.qname_len + 1 + len > MAX_NAME {
+            return Err(formerr(None, false));
+        }
+        let label = packet.get(at..at + 1 + len).ok_or(formerr(None, false))?;
+        let dst = &mut query.qname[query.qname_len..query.qname_len + 1 + len];
+        for (d, s) in dst.iter_mut().zip(label) {
+            *d = s.to_ascii_lowercase();
+        }
+        query.qname_len += 1 + len;
+        at += 1 + len;
+        if len == 0 {
+            break;
+        }
+    }
+    query.qtype = u16_at(packet, at).ok_or(formerr(None, false))?;
+    query.qclass = u16_at(packet, at + 2).ok_or(formerr(None, false))?;
+    at += 4;
+    query.question_end = at;
+    let formerr_q = |edns| formerr(Some(query.question_end), edns);
+    if query.qtype == TYPE_OPT {
+        return Err(formerr_q(false));
+    }
+
+    for _ in 0..(an as usize + ns as usize) {
+        at = skip_record(packet, at).ok_or(formerr_q(false))?.next;
+    }
+    for i in 0..ar {
+        let rr = skip_record(packet, at).ok_or(formerr_q(query.edns.is_some()))?;
+        match rr.rtype {
+            TYPE_OPT => {
+                if query.edns.is_some() || rr.name_len != 1 {
+                    return Err(formerr_q(query.edns.is_some()));
+                }
+                query.edns = Some(parse_opt(packet, &rr).ok_or(formerr_q(true))?);
+            }
+            TYPE_TSIG if i + 1 == ar => query.tsig = true,
+            TYPE_TSIG => return Err(formerr_q(query.edns.is_some())),
+            _ => {}
+        }
+        at = rr.next;
+    }
+    Ok(query)
+}
+
+struct RawRecord {
+    name_len: usize,
+    rtype: u16,
+    class: u16,
+    ttl: u32,
+    rdata: std::ops::Range<usize>,
+    next: usize,
+}
+
+/// Steps over one resource record; a compression pointer ends its name
+/// (pointers are never followed, so loops cannot trap us).
+fn skip_record(p: &[u8], start: usize) -> Option<RawRecord> {
+    let mut at = start;
+    loop {
+        let len = *p.get(at)? as usize;
+        match len & 0xc0 {
+            0xc0 => {
+                at += 2;
+                break;
+            }
+            0 if len == 0 => {
+                at += 1;
+                break;
+            }
+            0 => at += 1 + len,
+            _ => return None,
+        }
+        if at - start > MAX_NAME {
+            return None;
+        }
+    }
+    let name_len = at - start;
+    let rtype = u16_at(p, at)?;
+    let class = u16_at(p, at + 2)?;
+    let ttl = u32::from(u16_at(p, at + 4)?) << 16 | u32::from(u16_at(p, at + 6)?);
+    let rdlen = u16_at(p, at + 8)? as usize;
+    let rdata = at + 10..at + 10 + rdlen;
+    if rdata.end > p.len() {
+        return None;
+    }
+    Some(RawRecord {
+        name_len,
+        rtype,
+        class,
+        ttl,
+        next: rdata.end,
+        rdata,
+    })
+}
+
+fn parse_opt(p: &[u8], rr: &RawRecord) -> Option<Edns> {
+    let mut edns = Edns {
+        payload: rr.class,
+        version: (rr.ttl >> 16) as u8,
+        dnssec_ok: rr.ttl & 0x8000 != 0,
+        ..Edns::default()
+    };
+    let data = &p[rr.rdata.clone()];
+    let mut at = 0;
+    while at < data.len() {
+        let code = u16_at(data, at)?;
+        let len = u16_at(data, at + 2)? as usize;
+        let value = data.get(at + 4..at + 4 + len)?;
+        match code {
+            OPTION_NSID if len == 0 => edns.nsid = true,
+            OPTION_NSID => return None,
+            OPTION_SUBNET if edns.subnet.is_none() => edns.subnet = Some(parse_subnet(value)?),
+            OPTION_SUBNET => return None,
+            OPTION_COOKIE if edns.cookie.is_none() => edns.cookie = Some(parse_cookie(value)?),
+            OPTION_COOKIE => return None,
+            _ => {}
+        }
+        at += 4 + len;
+    }
+    Some(edns)
+}
+
+/// RFC 7871 section 6: FORMERR (None) for an unknown family, a prefix longer
+/// than the family allows, a wrong address length, or bits set past the prefix.
+fn parse_subnet(v: &[u8]) -> Option<ClientSubnet> {
+    let family = u16_at(v, 0)?;
+    let source_prefix = *v.get(2)?;
+    let max = match family {
+        1 => 32,
+        2 => 128,
+        _ => return None,
+    };
+    if source_prefix > max {
+        return None;
+    }
+    let address_bytes = &v[4..];
+    let need = source_prefix.div_ceil(8) as usize;
+    if address_bytes.len() != need {
+        return None;
+    }
+    if let (Some(&last), 1..=7) = (address_bytes.last(), source_prefix % 8) {
+        let mask = 0xffu8 >> (source_prefix % 8);
+        if last & mask != 0 {
+            return None;
+        }
+    }
+    let mut address = [0u8; 16];
+    address[..need].copy_from_slice(address_bytes);
+    Some(ClientSubnet {
+        family,
+        source_prefix,
+        address,
+        address_len: need as u8,
+    })
+}
+
+/// RFC 7873 section 5.2.2: a client cookie of 8 bytes, then nothing or a
+/// server cookie of 8 to 32 bytes; other lengths are FORMERR.
+fn parse_cookie(v: &[u8]) -> Option<Cookie> {
+    if v.len() != 8 && !(16..=40).contains(&v.len()) {
+        return None;
+    }
+    let mut cookie = Cookie {
+        client: [0; 8],
+        server: [0; 32],
+        server_len: (v.len() - 8) as u8,
+    };
+    cookie.client.copy_from_slice(&v[..8]);
+    cookie.server[..v.len() - 8].copy_from_slice(&v[8..]);
+    Some(cookie)
+}

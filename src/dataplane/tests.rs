@@ -1,0 +1,482 @@
+//! DNS behaviour of the answer core, query bytes in, response bytes out.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::{RData, RecordType};
+
+use super::*;
+use crate::testutil;
+
+/// A query on the wire, built by hand so every bit is under the test's control.
+struct Q {
+    name: String,
+    qtype: u16,
+    qclass: u16,
+    flags: u16,
+    edns: Option<(u16, u32, Vec<u8>)>,
+    extra: Vec<u8>,
+    arcount_extra: u16,
+}
+
+fn q(name: &str, qtype: u16) -> Q {
+    Q {
+        name: name.into(),
+        qtype,
+        qclass: 1,
+        flags: 0x0100,
+        edns: None,
+        extra: vec![],
+        arcount_extra: 0,
+    }
+}
+
+impl Q {
+    fn edns(mut self, payload: u16) -> Q {
+        self.edns = Some((payload, 0, vec![]));
+        self
+    }
+    fn ttl(mut self, ttl: u32) -> Q {
+        self.edns.get_or_insert((1232, 0, vec![])).1 = ttl;
+        self
+    }
+    fn option(mut self, code: u16, data: &[u8]) -> Q {
+        let opts = &mut self.edns.get_or_insert((1232, 0, vec![])).2;
+        opts.extend_from_slice(&code.to_be_bytes());
+        opts.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        opts.extend_from_slice(data);
+        self
+    }
+    fn wire(&self) -> Vec<u8> {
+        let mut p = vec![0x12, 0x34];
+        p.extend_from_slice(&self.flags.to_be_bytes());
+        let ar = u16::from(self.edns.is_some()) + self.arcount_extra;
+        for n in [1u16, 0, 0, ar] {
+            p.extend_from_slice(&n.to_be_bytes());
+        }
+        for label in self
+            .name
+            .trim_end_matches('.')
+            .split('.')
+            .filter(|l| !l.is_empty())
+        {
+            p.push(label.len() as u8);
+            p.extend_from_slice(label.as_bytes());
+        }
+        p.push(0);
+        p.extend_from_slice(&self.qtype.to_be_bytes());
+        p.extend_from_slice(&self.qclass.to_be_bytes());
+        p.extend_from_slice(&self.extra);
+        if let Some((payload, ttl, opts)) = &self.edns {
+            p.extend_from_slice(&[0, 0, 41]);
+            p.extend_from_slice(&payload.to_be_bytes());
+            p.extend_from_slice(&ttl.to_be_bytes());
+            p.extend_from_slice(&(opts.len() as u16).to_be_bytes());
+            p.extend_from_slice(opts);
+        }
+        p
+    }
+}
+
+struct Fixture {
+    snap: Snapshot,
+    worker: Worker,
+}
+
+fn fixture() -> Fixture {
+    let snap = testutil::snapshot();
+    Fixture {
+        snap,
+        worker: Worker::new(0, Arc::new(Stats::new(3))),
+    }
+}
+
+const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+
+impl Fixture {
+    fn raw(&mut self, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(MAX_MESSAGE);
+        self.worker
+            .answer(&self.snap, packet, CLIENT, transport, &mut out)
+            .then_some(out)
+    }
+    fn ask(&mut self, query: &Q) -> Message {
+        self.ask_on(query, Transport::Udp)
+    }
+    fn ask_on(&mut self, query: &Q, transport: Transport) -> Message {
+        let out = self.raw(&query.wire(), transport).expect("an answer");
+        Message::from_vec(&out).expect("response parses")
+    }
+}
+
+fn addresses(m: &Message) -> Vec<String> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0.to_string()),
+            RData::AAAA(a) => Some(a.0.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn steered_answers_are_authoritative_with_the_record_ttl() {
+    let mut f = fixture();
+    let m = f.ask(&q("api-contracts.keiko.example.com", 1));
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.metadata.authoritative);
+    assert!(!m.metadata.recursion_available);
+    assert!(m.metadata.recursion_desired, "RD is copied");
+    assert_eq!(m.metadata.id, 0x1234);
+    assert_eq!(addresses(&m), vec!["192.0.2.10"]);
+    assert_eq!(m.answers[0].ttl, 60);
+    let m = f.ask(&q("api-contracts.keiko.example.com", 28));
+    assert_eq!(addresses(&m), vec!["2001:db8:10::10"]);
+}
+
+#[test]
+fn the_question_keeps_the_clients_case() {
+    let mut f = fixture();
+    let wire = q("API-Contracts.KEIKO.example.COM", 1).wire();
+    let out = f.raw(&wire, Transport::Udp).unwrap();
+    assert_eq!(&out[12..12 + 33], &wire[12..12 + 33]);
+    let m = Message::from_vec(&out).unwrap();
+    assert_eq!(addresses(&m), vec!["192.0.2.10"]);
+    assert_eq!(
+        m.answers[0].name.to_string(),
+        "API-Contracts.KEIKO.example.COM."
+    );
+}
+
+#[test]
+fn region_without_ipv6_gives_nodata_with_soa() {
+    let mut f = fixture();
+    let m = f.ask(&q("api-contracts-ap-southeast.keiko.example.com", 28));
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty());
+    assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
+    assert_eq!(
+        m.authorities[0].ttl, 300,
+        "negative TTL is min(SOA TTL, MINIMUM)"
+    );
+}
+
+#[test]
+fn other_types_at_steered_names_are_nodata() {
+    let mut f = fixture();
+    let m = f.ask(&q("api-contracts.keiko.example.com", 16));
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty());
+    assert_eq!(m.authorities.len(), 1);
+}
+
+#[test]
+fn unknown_names_are_nxdomain_with_soa() {
+    let mut f = fixture();
+    let m = f.ask(&q("nope.keiko.example.com", 1));
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(m.metadata.authoritative);
+    assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
+    assert_eq!(m.authorities[0].name.to_string(), "keiko.example.com.");
+}
+
+#[test]
+fn empty_non_terminals_are_nodata() {
+    let mut f = fixture();
+    let m = f.ask(&q("below.keiko.example.com", 1));
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.answers.is_empty());
+    assert_eq!(m.authorities[0].record_type(), RecordType::SOA);
+}
+
+#[test]
+fn names_outside_the_zone_are_refused() {
+    let mut f = fixture();
+    for name in [
+        "example.com",
+        "keiko.example.org",
+        "xkeiko.example.com",
+        ".",
+    ] {
+        let m = f.ask(&q(name, 1));
+        assert_eq!(m.metadata.response_code, ResponseCode::Refused, "{name}");
+        assert!(!m.metadata.authoritative);
+    }
+}
+
+#[test]
+fn static_cname_is_followed_inside_the_zone() {
+    let mut f = fixture();
+    let m = f.ask(&q("www.keiko.example.com", 1));
+    let types: Vec<RecordType> = m.answers.iter().map(|r| r.record_type()).collect();
+    assert_eq!(types, vec![RecordType::CNAME, RecordType::A]);
+    assert_eq!(addresses(&m), vec!["192.0.2.80"]);
+    // A CNAME to a steered name stops there, so the steered answer stays live.
+    let m = f.ask(&q("api.keiko.example.com", 1));
+    let types: Vec<RecordType> = m.answers.iter().map(|r| r.record_type()).collect();
+    assert_eq!(types, vec![RecordType::CNAME]);
+    // The CNAME itself.
+    let m = f.ask(&q("www.keiko.example.com", 5));
+    assert_eq!(m.answers.len(), 1);
+}
+
+#[test]
+fn ns_answers_carry_glue() {
+    let mut f = fixture();
+    let m = f.ask(&q("keiko.example.com", 2));
+    assert_eq!(m.answers.len(), 2);
+    assert_eq!(m.additionals.len(), 2);
+}
+
+#[test]
+fn any_is_answered_minimally() {
+    let mut f = fixture();
+    let m = f.ask(&q("keiko.example.com", 255));
+    let types: std::collections::BTreeSet<RecordType> =
+        m.answers.iter().map(|r| r.record_type()).collect();
+    assert_eq!(types.len(), 1, "RFC 8482: one RRset");
+    let m = f.ask(&q("api-contracts.keiko.example.com", 255));
+    assert_eq!(addresses(&m), vec!["192.0.2.10"]);
+}
+
+#[test]
+fn edns_is_echoed_with_our_payload_size_and_do_bit() {
+    let mut f = fixture();
+    let m = f.ask(
+        &q("api-contracts.keiko.example.com", 1)
+            .edns(4096)
+            .ttl(0x8000),
+    );
+    let edns = m.edns.expect("OPT in response");
+    assert_eq!(edns.max_payload(), EDNS_PAYLOAD);
+    assert!(edns.flags().dnssec_ok);
+    assert_eq!(edns.version(), 0);
+    let m = f.ask(&q("api-contracts.keiko.example.com", 1));
+    assert!(m.edns.is_none(), "no OPT without one in the query");
+}
+
+#[test]
+fn unknown_edns_flags_are_not_echoed() {
+    let mut f = fixture();
+    let out = f
+        .raw(
+            &q("api-contracts.keiko.example.com", 1).ttl(0x0040).wire(),
+            Transport::Udp,
+        )
+        .unwrap();
+    let opt_ttl = &out[out.len() - 6..out.len() - 2];
+    assert_eq!(opt_ttl, &[0, 0, 0, 0]);
+}
+
+#[test]
+fn edns_version_above_zero_is_badvers() {
+    let mut f = fixture();
+    let m = f.ask(&q("api-contracts.keiko.example.com", 1).ttl(1 << 16));
+    assert_eq!(u16::from(m.metadata.response_code), 16, "BADVERS");
+    assert!(m.answers.is_empty());
+    assert_eq!(m.edns.unwrap().version(), 0);
+}
+
+#[test]
+fn big_answers_are_truncated_to_the_clients_size() {
+    let mut f = fixture();
+    let m = f.ask(&q("big.keiko.example.com", 16));
+    assert!(m.metadata.truncation, "over 512 bytes without EDNS");
+    assert!(m.answers.is_empty());
+    let out = f
+        .raw(
+            &q("big.keiko.example.com", 16).edns(4096).wire(),
+            Transport::Udp,
+        )
+        .unwrap();
+    assert!(out.len() <= 1232);
+    let m = Message::from_vec(&out).unwrap();
+    assert!(m.metadata.truncation, "capped at 1232");
+    assert!(m.edns.is_some(), "OPT survives truncation");
+    let m = f.ask_on(&q("big.keiko.example.com", 16), Transport::Tcp);
+    assert!(!m.metadata.truncation);
+    assert_eq!(m.answers.len(), 1);
+}
+
+#[test]
+fn small_edns_sizes_are_raised_to_512() {
+    let mut f = fixture();
+    let m = f.ask(&q("api-contracts.keiko.example.com", 1).edns(100));
+    assert!(!m.metadata.truncation);
+}
+
+#[test]
+fn other_opcodes_are_notimp() {
+    let mut f = fixture();
+    let mut query = q("api-contracts.keiko.example.com", 1);
+    query.flags = 0x0100 | (2 << 11);
+    let m = f.ask(&query);
+    assert_eq!(m.metadata.response_code, ResponseCode::NotImp);
+    assert!(m.answers.is_empty());
+}
+
+#[test]
+fn malformed_queries_are_formerr_or_dropped() {
+    let mut f = fixture();
+    assert!(
+        f.raw(&[1, 2, 3], Transport::Udp).is_none(),
+        "too short to answer"
+    );
+    let mut response = q("api-contracts.keiko.example.com", 1).wire();
+    response[2] |= 0x80;
+    assert!(
+        f.raw(&response, Transport::Udp).is_none(),
+        "responses are never answered"
+    );
+
+    let wire = q("api-contracts.keiko.example.com", 1).wire();
+    let out = f.raw(&wire[..wire.len() - 3], Transport::Udp).unwrap();
+    assert_eq!(out[3] & 0xf, 1, "truncated question: FORMERR");
+    assert_eq!(&out[..2], &[0x12, 0x34]);
+
+    let mut two = wire.clone();
+    two[5] = 2;
+    let out = f.raw(&two, Transport::Udp).unwrap();
+    assert_eq!(out[3] & 0xf, 1, "QDCOUNT 2: FORMERR");
+
+    let mut pointer = wire[..12].to_vec();
+    pointer.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]);
+    let out = f.raw(&pointer, Transport::Udp).unwrap();
+    assert_eq!(out[3] & 0xf, 1, "compression loop in question: FORMERR");
+
+    let two_opts = q("api-contracts.keiko.example.com", 1).edns(1232);
+    let mut w = two_opts.wire();
+    let opt = w[w.len() - 11..].to_vec();
+    w.extend_from_slice(&opt);
+    w[11] = 2;
+    let out = f.raw(&w, Transport::Udp).unwrap();
+    let m = Message::from_vec(&out);
+    assert_eq!(out[3] & 0xf, 1, "two OPT records: FORMERR ({m:?})");
+}
+
+#[test]
+fn qtype_opt_in_question_is_formerr() {
+    let mut f = fixture();
+    let out = f
+        .raw(&q("keiko.example.com", 41).wire(), Transport::Udp)
+        .unwrap();
+    assert_eq!(out[3] & 0xf, 1);
+}
+
+#[test]
+fn chaos_queries_answer_from_config() {
+    let mut f = fixture();
+    let mut version = q("version.bind", 16);
+    version.qclass = 3;
+    let out = f.raw(&version.wire(), Transport::Udp).unwrap();
+    let m = Message::from_vec(&out).unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(String::from_utf8_lossy(&out).contains("keiko-dns test"));
+    let mut other = q("authors.bind", 16);
+    other.qclass = 3;
+    assert_eq!(f.ask(&other).metadata.response_code, ResponseCode::Refused);
+    let mut hesiod = q("api-contracts.keiko.example.com", 1);
+    hesiod.qclass = 4;
+    assert_eq!(f.ask(&hesiod).metadata.response_code, ResponseCode::Refused);
+}
+
+#[test]
+fn nsid_is_sent_when_asked() {
+    let mut f = fixture();
+    let out = f
+        .raw(
+            &q("keiko.example.com", 6).option(3, &[]).wire(),
+            Transport::Udp,
+        )
+        .unwrap();
+    assert!(out.windows(8).any(|w| w == b"ns1.test"));
+    let out = f
+        .raw(&q("keiko.example.com", 6).edns(1232).wire(), Transport::Udp)
+        .unwrap();
+    assert!(!out.windows(8).any(|w| w == b"ns1.test"));
+}
+
+#[test]
+fn unknown_edns_options_are_ignored() {
+    let mut f = fixture();
+    let m = f.ask(&q("api-contracts.keiko.example.com", 1).option(65001, b"xyz"));
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(addresses(&m), vec!["192.0.2.10"]);
+}
+
+#[test]
+fn ecs_is_echoed_with_scope_zero_for_client_independent_answers() {
+    let mut f = fixture();
+    let ecs = [0, 1, 24, 0, 81, 2, 69];
+    let out = f
+        .raw(
+            &q("api-contracts.keiko.example.com", 1)
+                .option(8, &ecs)
+                .wire(),
+            Transport::Udp,
+        )
+        .unwrap();
+    let tail = &out[out.len() - 11..];
+    assert_eq!(tail, &[0, 8, 0, 7, 0, 1, 24, 0, 81, 2, 69]);
+}
+
+#[test]
+fn invalid_ecs_is_formerr() {
+    let mut f = fixture();
+    for (ecs, why) in [
+        (vec![0, 1, 33, 0, 1, 2, 3, 4, 5], "prefix too long for IPv4"),
+        (vec![0, 1, 20, 0, 81, 2, 69], "bits set past the prefix"),
+        (vec![0, 3, 8, 0, 1], "unknown family"),
+        (vec![0, 1, 24, 0, 81, 2], "address too short"),
+        (vec![0, 2, 129, 0], "prefix too long for IPv6"),
+    ] {
+        let out = f
+            .raw(
+                &q("api-contracts.keiko.example.com", 1)
+                    .option(8, &ecs)
+                    .wire(),
+                Transport::Udp,
+            )
+            .unwrap();
+        assert_eq!(out[3] & 0xf, 1, "{why}");
+    }
+}
+
+#[test]
+fn weighted_shares_follow_the_weights() {
+    let mut f = fixture();
+    let mut counts = std::collections::HashMap::new();
+    let wire = q("api-contracts-weighted.keiko.example.com", 1).wire();
+    for _ in 0..20_000 {
+        let out = f.raw(&wire, Transport::Udp).unwrap();
+        let m = Message::from_vec(&out).unwrap();
+        *counts.entry(addresses(&m)[0].clone()).or_insert(0u32) += 1;
+    }
+    let share = |ip: &str| f64::from(counts[ip]) / 200.0;
+    assert!((share("192.0.2.10") - 40.0).abs() < 2.0, "{counts:?}");
+    assert!((share("198.51.100.10") - 40.0).abs() < 2.0, "{counts:?}");
+    assert!((share("203.0.113.10") - 20.0).abs() < 2.0, "{counts:?}");
+}
+
+#[test]
+fn counters_move_with_traffic() {
+    let mut f = fixture();
+    f.ask(&q("api-contracts.keiko.example.com", 1));
+    f.ask(&q("nope.keiko.example.com", 1));
+    let totals = f.worker.stats.totals();
+    assert_eq!(totals.udp, 2);
+    assert_eq!(totals.responses[Rcode::NoError as usize], 1);
+    assert_eq!(totals.responses[Rcode::NxDomain as usize], 1);
+    let answered: u64 = f
+        .snap
+        .compiled
+        .counters
+        .totals()
+        .iter()
+        .filter(|(rec, reg, _)| *rec == "api-contracts" && *reg == "us-east-1")
+        .map(|t| t.2)
+        .sum();
+    assert_eq!(answered, 1);
+}

@@ -1,0 +1,592 @@
+//! One health probe: what a region's target is, and the network I/O that
+//! turns it into a verdict.
+//!
+//! This file owns target resolution from a region's config (`endpoint`,
+//! `health_url`, first address, `health.path`), the TLS client setup (ring
+//! provider, system roots plus an optional extra CA file), and the probe
+//! itself. It keeps no health state: thresholds, intervals and transitions
+//! belong to the caller, which spawns one [`Prober::probe`] per region and
+//! round.
+//!
+//! The rules follow Route53: a 2xx or 3xx status is healthy (redirects are
+//! not followed), `expect_body` must appear within the first
+//! [`BODY_LIMIT`] bytes, and the whole probe is bounded by one timeout.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use reqwest::Url;
+use reqwest::header::{HeaderValue, USER_AGENT};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use tokio::net::TcpStream;
+
+/// How much of a body is searched for `expect_body` (Route53's figure); the
+/// connection is dropped after that many bytes, so endless bodies cost
+/// nothing more.
+pub const BODY_LIMIT: usize = 5_120;
+
+/// Pinned clients are cached per (host, address); past this many the cache
+/// is emptied, so addresses that come and go across reloads cannot grow it
+/// without bound.
+const MAX_CACHED_CLIENTS: usize = 256;
+
+const PROBE_USER_AGENT: &str = concat!("keiko-dns-health/", env!("CARGO_PKG_VERSION"));
+
+/// Why a target or a prober could not be set up. Probe failures are not
+/// errors: they are unhealthy [`Outcome`]s.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbeError {
+    #[error("cannot read CA file {}: {source}", path.display())]
+    CaFileRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("CA file {} is not valid PEM: {reason}", path.display())]
+    CaFilePem { path: PathBuf, reason: String },
+    #[error("CA file {} holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks)", path.display())]
+    CaFileEmpty { path: PathBuf },
+    #[error("CA file {}: certificate {index} is unusable as a trust anchor: {source}", path.display())]
+    CaFileCertificate {
+        path: PathBuf,
+        index: usize,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("TLS setup failed: {0}")]
+    Tls(#[source] rustls::Error),
+    #[error("invalid {what} {value:?}: {reason}")]
+    InvalidTarget {
+        what: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("cannot build HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+}
+
+/// What to probe, resolved once per config load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// GET url; when `connect_to` is set, the TCP connection goes to that
+    /// address while the Host header and TLS SNI/certificate name stay the
+    /// url's host (Route53 style: probe the region's IP with its host name).
+    ///
+    /// When the url carries an explicit port it must equal `connect_to`'s
+    /// port (the HTTP stack always dials the url's explicit port); a url
+    /// without one dials `connect_to`'s port. [`Target::for_region`] keeps
+    /// both equal.
+    Http {
+        url: Url,
+        connect_to: Option<SocketAddr>,
+    },
+    /// A TCP connect is the whole check.
+    Tcp { addr: SocketAddr },
+}
+
+impl Target {
+    /// Builds the target of a region as the contract says: with `health_url`
+    /// (`http://`, `https://`, or `tcp://host:port` where host is an IP
+    /// literal or `localhost`), use it as is; without it, probe
+    /// `first_address` on the port of `endpoint` (443 for https, 80 for
+    /// http) at `path`, with Host/SNI set to the endpoint's host name, so a
+    /// health check never depends on the DNS this server answers.
+    pub fn for_region(
+        endpoint: &str,
+        health_url: Option<&str>,
+        first_address: IpAddr,
+        path: &str,
+    ) -> Result<Target, ProbeError> {
+        if let Some(raw) = health_url {
+            return Target::from_health_url(raw);
+        }
+        let invalid = |what, value: &str, reason: String| ProbeError::InvalidTarget {
+            what,
+            value: value.to_owned(),
+            reason,
+        };
+        let endpoint_url =
+            Url::parse(endpoint).map_err(|e| invalid("endpoint", endpoint, e.to_string()))?;
+        if !matches!(endpoint_url.scheme(), "http" | "https") {
+            return Err(invalid(
+                "endpoint",
+                endpoint,
+                "must start with http:// or https://".into(),
+            ));
+        }
+        if endpoint_url.host_str().is_none_or(str::is_empty) {
+            return Err(invalid("endpoint", endpoint, "has no host".into()));
+        }
+        let host_is_name = url_ip(&endpoint_url).is_none();
+        let Some(port) = endpoint_url.port_or_known_default() else {
+            return Err(invalid("endpoint", endpoint, "has no port".into()));
+        };
+        if !path.starts_with('/') {
+            return Err(invalid("health path", path, "must start with '/'".into()));
+        }
+        let mut url = endpoint_url
+            .join(path)
+            .map_err(|e| invalid("health path", path, e.to_string()))?;
+        if host_is_name {
+            Ok(Target::Http {
+                url,
+                connect_to: Some(SocketAddr::new(first_address, port)),
+            })
+        } else {
+            // An IP-literal host is dialled as written, never through a
+            // pin, so the first address goes into the url itself.
+            url.set_ip_host(first_address)
+                .map_err(|()| invalid("endpoint", endpoint, "cannot carry an IP host".into()))?;
+            Ok(Target::Http {
+                url,
+                connect_to: None,
+            })
+        }
+    }
+
+    fn from_health_url(raw: &str) -> Result<Target, ProbeError> {
+        let invalid = |reason: &str| ProbeError::InvalidTarget {
+            what: "health_url",
+            value: raw.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let url = Url::parse(raw).map_err(|e| invalid(&e.to_string()))?;
+        match url.scheme() {
+            "http" | "https" => {
+                if url.host().is_none() {
+                    return Err(invalid("has no host"));
+                }
+                Ok(Target::Http {
+                    url,
+                    connect_to: None,
+                })
+            }
+            "tcp" => {
+                let host = url.host_str().unwrap_or_default();
+                if host.is_empty() {
+                    return Err(invalid("tcp:// needs a host: tcp://host:port"));
+                }
+                let Some(port) = url.port() else {
+                    return Err(invalid("tcp:// needs a port: tcp://host:port"));
+                };
+                let extra = !matches!(url.path(), "" | "/")
+                    || url.query().is_some()
+                    || url.fragment().is_some()
+                    || !url.username().is_empty();
+                if extra {
+                    return Err(invalid("tcp:// takes only host:port"));
+                }
+                // No DNS here: health checks must not depend on name
+                // resolution, and "localhost" is fixed to IPv4 loopback so
+                // the demo config behaves the same on every machine.
+                let ip = if host.eq_ignore_ascii_case("localhost") {
+                    IpAddr::V4(Ipv4Addr::LOCALHOST)
+                } else {
+                    host.trim_start_matches('[')
+                        .trim_end_matches(']')
+                        .parse()
+                        .map_err(|_| invalid("tcp:// host must be an IP address or localhost"))?
+                };
+                Ok(Target::Tcp {
+                    addr: SocketAddr::new(ip, port),
+                })
+            }
+            _ => Err(invalid("scheme must be http://, https:// or tcp://")),
+        }
+    }
+
+    /// Printable form for logs and the CLI, e.g.
+    /// `https://api.example.com/health via 192.0.2.10:443`.
+    pub fn describe(&self) -> String {
+        match self {
+            Target::Http {
+                url,
+                connect_to: Some(addr),
+            } => format!("{url} via {addr}"),
+            Target::Http {
+                url,
+                connect_to: None,
+            } => url.to_string(),
+            Target::Tcp { addr } => format!("tcp://{addr}"),
+        }
+    }
+}
+
+/// The verdict of one probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub healthy: bool,
+    /// Time from the start of the probe to the verdict.
+    pub latency: Duration,
+    /// The HTTP status, when one was received.
+    pub status: Option<u16>,
+    /// Short cause of an unhealthy verdict ("connection refused", "HTTP 503",
+    /// "timed out after 10s", ...); `None` when healthy.
+    pub reason: Option<String>,
+}
+
+/// Runs probes. Cheap to share: probes run concurrently through `&self`.
+pub struct Prober {
+    tls: rustls::ClientConfig,
+    timeout: Duration,
+    /// `None` is the unpinned client; `Some((host, addr))` a client whose
+    /// `host` always connects to `addr`. Connections are never pooled, so a
+    /// client is only a bundle of settings: caching it just saves the build.
+    clients: Mutex<HashMap<Option<(String, SocketAddr)>, reqwest::Client>>,
+}
+
+impl std::fmt::Debug for Prober {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prober")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prober {
+    /// A prober that trusts the system roots plus, when given, the PEM
+    /// certificates in `ca_file`, and bounds every probe by `timeout`.
+    pub fn new(ca_file: Option<&Path>, timeout: Duration) -> Result<Prober, ProbeError> {
+        let tls = tls_client_config(ca_file)?;
+        // Built now so a broken setup shows at config load, not at the
+        // first probe.
+        let unpinned = build_client(tls.clone(), None).map_err(ProbeError::Client)?;
+        Ok(Prober {
+            tls,
+            timeout,
+            clients: Mutex::new(HashMap::from([(None, unpinned)])),
+        })
+    }
+
+    /// The timeout that bounds each probe.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Probes `target` once. Never fails and never takes much longer than
+    /// the timeout: everything (connect, TLS, headers, body) runs under it.
+    pub async fn probe(&self, target: &Target, expect_body: Option<&str>) -> Outcome {
+        let start = Instant::now();
+        let mut status = None;
+        let verdict =
+            tokio::time::timeout(self.timeout, self.check(target, expect_body, &mut status)).await;
+        let latency = start.elapsed();
+        let reason = match verdict {
+            Ok(Ok(())) => None,
+            Ok(Err(reason)) => Some(reason),
+            Err(_elapsed) => Some(format!(
+                "timed out after {}",
+                humantime::format_duration(self.timeout)
+            )),
+        };
+        Outcome {
+            healthy: reason.is_none(),
+            latency,
+            status,
+            reason,
+        }
+    }
+
+    /// The probe without its deadline; `status` is filled in as soon as it
+    /// is known so a later timeout still reports it.
+    async fn check(
+        &self,
+        target: &Target,
+        expect_body: Option<&str>,
+        status: &mut Option<u16>,
+    ) -> Result<(), String> {
+        match target {
+            Target::Tcp { addr } => TcpStream::connect(addr)
+                .await
+                .map(drop)
+                .map_err(|e| describe_io(&e)),
+            Target::Http { url, connect_to } => {
+                if let Some(conflict) = pin_conflict(url, *connect_to) {
+                    return Err(conflict);
+                }
+                let client = self.client_for(url, *connect_to)?;
+                let response = client
+                    .get(url.clone())
+                    .send()
+                    .await
+                    .map_err(|e| describe_error(&e))?;
+                let code = response.status();
+                *status = Some(code.as_u16());
+                if !(code.is_success() || code.is_redirection()) {
+                    return Err(format!("HTTP {}", code.as_u16()));
+                }
+                match expect_body {
+                    None => Ok(()),
+                    Some(expected) => {
+                        if body_contains(response, expected.as_bytes()).await? {
+                            Ok(())
+                        } else {
+                            Err(format!("body lacks {expected:?}"))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn client_for(
+        &self,
+        url: &Url,
+        connect_to: Option<SocketAddr>,
+    ) -> Result<reqwest::Client, String> {
+        let key = match connect_to {
+            None => None,
+            Some(addr) => {
+                let host = url.host_str().ok_or_else(|| "URL has no host".to_owned())?;
+                Some((host.to_owned(), addr))
+            }
+        };
+        // Held only for a map lookup and a synchronous client build; a
+        // poisoned map is still a valid cache.
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        if clients.len() >= MAX_CACHED_CLIENTS {
+            clients.retain(|k, _| k.is_none());
+        }
+        let pin = key.as_ref().map(|(host, addr)| (host.as_str(), *addr));
+        let client = build_client(self.tls.clone(), pin)
+            .map_err(|e| format!("HTTP client: {}", innermost(&e)))?;
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
+/// A pin the HTTP stack would silently ignore is reported instead of
+/// probing the wrong address.
+fn pin_conflict(url: &Url, connect_to: Option<SocketAddr>) -> Option<String> {
+    let addr = connect_to?;
+    if url.port().is_some_and(|port| port != addr.port()) {
+        return Some(format!(
+            "misconfigured target: URL port differs from {addr}"
+        ));
+    }
+    let host_ip = url_ip(url)?;
+    (host_ip != addr.ip()).then(|| format!("misconfigured target: URL host differs from {addr}"))
+}
+
+/// The url's host when it is an IP literal (`host_str` keeps IPv6 brackets).
+fn url_ip(url: &Url) -> Option<IpAddr> {
+    let host = url.host_str()?;
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
+}
+
+/// Reads at most [`BODY_LIMIT`] bytes, stopping as soon as `needle` shows
+/// up; dropping the response then closes the connection, so an endless body
+/// is never read to its end.
+async fn body_contains(mut response: reqwest::Response, needle: &[u8]) -> Result<bool, String> {
+    let mut seen: Vec<u8> = Vec::with_capacity(BODY_LIMIT);
+    while seen.len() < BODY_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(BODY_LIMIT - seen.len());
+                seen.extend_from_slice(&chunk[..take]);
+                if contains(&seen, needle) {
+                    return Ok(true);
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return Err(describe_error(&e)),
+        }
+    }
+    Ok(contains(&seen, needle))
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The rustls client configuration shared by probes and webhooks: the ring
+/// provider (installed explicitly: no process-wide default is assumed), the
+/// system roots through the platform verifier, plus the certificates of
+/// `ca_file`.
+pub(crate) fn tls_client_config(
+    ca_file: Option<&Path>,
+) -> Result<rustls::ClientConfig, ProbeError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let extra = match ca_file {
+        Some(path) => load_ca_file(path)?,
+        None => Vec::new(),
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(ProbeError::Tls)?;
+    let builder = match rustls_platform_verifier::Verifier::new_with_extra_roots(
+        extra.iter().cloned(),
+        provider,
+    ) {
+        Ok(verifier) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier)),
+        Err(error) => {
+            // Only the system store can fail here (the extra roots were
+            // validated by load_ca_file). A machine without ca-certificates
+            // must still probe http:// and ca_file-signed https://, so fall
+            // back to the extra roots alone; other https probes then fail
+            // with "unknown certificate issuer".
+            tracing::warn!(%error, "system CA certificates unavailable; trusting only ca_file");
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add_parsable_certificates(extra);
+            builder.with_root_certificates(roots)
+        }
+    };
+    let mut config = builder.with_no_client_auth();
+    // reqwest is built without HTTP/2 here; say so in ALPN.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, ProbeError> {
+    let bytes = std::fs::read(path).map_err(|source| ProbeError::CaFileRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ProbeError::CaFilePem {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if certs.is_empty() {
+        return Err(ProbeError::CaFileEmpty {
+            path: path.to_owned(),
+        });
+    }
+    // Checked one by one so the error names the certificate that is wrong.
+    let mut store = rustls::RootCertStore::empty();
+    for (i, cert) in certs.iter().enumerate() {
+        store
+            .add(cert.clone())
+            .map_err(|source| ProbeError::CaFileCertificate {
+                path: path.to_owned(),
+                index: i + 1,
+                source,
+            })?;
+    }
+    Ok(certs)
+}
+
+/// One client with the probe settings: no redirects (a 3xx is the verdict),
+/// no proxies from the environment (probes go straight to the region), no
+/// connection reuse (each probe measures a fresh connect, as Route53 does).
+/// Deadlines are left to [`Prober::probe`] so every timeout reads the same.
+fn build_client(
+    tls: rustls::ClientConfig,
+    pin: Option<(&str, SocketAddr)>,
+) -> Result<reqwest::Client, reqwest::Error> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(USER_AGENT, HeaderValue::from_static(PROBE_USER_AGENT));
+    let mut builder = reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .default_headers(headers);
+    if let Some((host, addr)) = pin {
+        builder = builder.resolve(host, addr);
+    }
+    builder.build()
+}
+
+/// A short, stable reason for a failed request: the transport cause when
+/// there is one (I/O, TLS), else the innermost message (hyper's words for a
+/// malformed response), never the long "error sending request for url"
+/// wrapper.
+pub(crate) fn describe_error(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "timed out".into();
+    }
+    let chain = || std::iter::successors(Some(error as &(dyn StdError + 'static)), |e| cause(*e));
+    if let Some(tls) = chain().find_map(|e| e.downcast_ref::<rustls::Error>()) {
+        return describe_tls(tls);
+    }
+    // The deepest I/O error is the one the socket reported.
+    if let Some(io) = chain()
+        .filter_map(|e| e.downcast_ref::<std::io::Error>())
+        .last()
+    {
+        return describe_io(io);
+    }
+    let message = innermost(error);
+    match message.as_str() {
+        "connection closed before message completed" => "connection closed before response".into(),
+        _ if error.is_body() || error.is_decode() => format!("bad body: {message}"),
+        _ if error.is_request() => format!("bad HTTP response: {message}"),
+        _ => message,
+    }
+}
+
+/// The next error down the chain. A wrapping io::Error (how TLS failures
+/// travel) is looked through: io::Error::source() skips the wrapped error.
+fn cause<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a (dyn StdError + 'static)> {
+    if let Some(inner) = error
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.get_ref())
+    {
+        return Some(inner);
+    }
+    error.source()
+}
+
+fn innermost(error: &(dyn StdError + 'static)) -> String {
+    let mut last = error;
+    while let Some(next) = cause(last) {
+        last = next;
+    }
+    last.to_string()
+}
+
+fn describe_io(error: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    let text = match error.kind() {
+        K::ConnectionRefused => "connection refused",
+        K::ConnectionReset => "connection reset",
+        K::ConnectionAborted => "connection aborted",
+        K::BrokenPipe => "connection closed while sending",
+        K::UnexpectedEof => "connection closed unexpectedly",
+        K::TimedOut => "connect timed out",
+        K::HostUnreachable => "host unreachable",
+        K::NetworkUnreachable => "network unreachable",
+        K::AddrNotAvailable => "address not available",
+        _ => return error.to_string(),
+    };
+    text.to_owned()
+}
+
+fn describe_tls(error: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    match error {
+        rustls::Error::InvalidCertificate(cert) => match cert {
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "TLS: certificate name mismatch".into()
+            }
+            C::UnknownIssuer => "TLS: certificate has an unknown issuer".into(),
+            C::Expired | C::ExpiredContext { .. } => "TLS: certificate expired".into(),
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "TLS: certificate not yet valid".into()
+            }
+            C::Revoked => "TLS: certificate revoked".into(),
+            other => format!("TLS: invalid certificate ({other:?})"),
+        },
+        rustls::Error::AlertReceived(alert) => format!("TLS: server sent alert {alert:?}"),
+        other => format!("TLS: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,21 @@
+//! keiko-dns: an authoritative DNS server that steers clients to healthy
+//! regions by failover, weight and geography.
+//!
+//! The data plane (`net` -> `dataplane` -> `snapshot`) answers queries from
+//! an immutable routing table; the control plane (`control`, `health`,
+//! `admin`) owns everything that changes and publishes new tables. See
+//! `README.md` for the picture.
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod dataplane;
+pub mod geo;
+pub mod health;
+pub mod net;
+pub mod snapshot;
+pub mod zone;
+
+#[cfg(test)]
+mod testutil;

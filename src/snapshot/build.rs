@@ -1,0 +1,400 @@
+//! Compiling config, zone and GeoIP database into the load-time half of a
+//! snapshot: names to pre-encoded answers, and clients to classes.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use hickory_proto::ProtoError;
+use hickory_proto::rr::rdata::{A, AAAA};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use rustc_hash::FxHashMap;
+
+use super::prepared::{NOERROR, NXDOMAIN, Prepared, Sections};
+use super::{AnswerCounters, Compiled, GeoClass, Node, StaticNode, SteeredNode};
+use crate::config::{Config, Policy, RegionId};
+use crate::geo::{ClientMap, GeoDb, GeoError};
+use crate::zone::Zone;
+
+/// Longest CNAME chain followed inside the zone.
+const MAX_CHAIN: usize = 8;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    #[error("cannot encode {name} {rtype}: {source}")]
+    Encode {
+        name: Name,
+        rtype: RecordType,
+        source: ProtoError,
+    },
+    #[error(transparent)]
+    Geo(#[from] GeoError),
+}
+
+impl Compiled {
+    /// Compiles everything the data plane needs that does not depend on
+    /// health. `workers` sizes the per-worker counters.
+    pub fn build(
+        config: Arc<Config>,
+        zone: Arc<Zone>,
+        geo: Option<Arc<GeoDb>>,
+        workers: usize,
+    ) -> Result<Compiled, BuildError> {
+        let negative = zone_negative_soa(&zone);
+        let encode_err = |name: &Name, rtype| {
+            let name = name.clone();
+            move |source| BuildError::Encode {
+                name,
+                rtype,
+                source,
+            }
+        };
+        let nxdomain = Prepared::negative(NXDOMAIN, &negative)
+            .map_err(encode_err(&zone.origin, RecordType::SOA))?;
+        let nodata = Prepared::negative(NOERROR, &negative)
+            .map_err(encode_err(&zone.origin, RecordType::SOA))?;
+
+        let mut names: FxHashMap<Box<[u8]>, Node> = FxHashMap::default();
+        let steered: BTreeSet<&Name> = config.records.iter().map(|r| &r.name).collect();
+        for (name, _) in &zone.nodes {
+            let node = static_node(&zone, name, &negative, &steered)?;
+            names.insert(wire(name), Node::Static(node));
+        }
+        for (index, record) in config.records.iter().enumerate() {
+            let node = steered_node(&config, index, &negative)?;
+            names.insert(wire(&record.name), Node::Steered(node));
+        }
+        let all: Vec<Name> = zone
+            .nodes
+            .keys()
+            .chain(config.records.iter().map(|r| &r.name))
+            .cloned()
+            .collect();
+        for name in all {
+            let mut parent = name.base_name();
+            while zone.origin.zone_of(&parent) && parent != name {
+                names.entry(wire(&parent)).or_insert(Node::Empty);
+                if parent == zone.origin {
+                    break;
+                }
+                parent = parent.base_name();
+            }
+        }
+
+        let (geo_classes, geo_map, residency_map) = classify(&config, geo.as_deref())?;
+        let counters = Arc::new(AnswerCounters::new(
+            config
+                .records
+                .iter()
+                .map(|r| relative(&r.name, &zone.origin))
+                .collect(),
+            config.regions.iter().map(|r| r.name.clone()).collect(),
+            workers,
+        ));
+        Ok(Compiled {
+            origin: wire(&zone.origin),
+            names,
+            nxdomain,
+            nodata,
+            geo_map,
+            residency_map,
+            geo_classes,
+            counters,
+            config,
+            zone,
+            geo,
+        })
+    }
+}
+
+/// Lowercase uncompressed wire form of a name.
+pub fn wire(name: &Name) -> Box<[u8]> {
+    let mut out = Vec::with_capacity(name.len() + 2);
+    for label in name.to_lowercase().iter() {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+    }
+    out.push(0);
+    out.into_boxed_slice()
+}
+
+/// A record name relative to the origin, as operators write it.
+pub fn relative(name: &Name, origin: &Name) -> String {
+    let labels = name.num_labels().saturating_sub(origin.num_labels());
+    let rel: Vec<String> = name
+        .iter()
+        .take(labels as usize)
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    if rel.is_empty() {
+        "@".into()
+    } else {
+        rel.join(".")
+    }
+}
+
+/// The SOA as negative answers carry it: TTL min(SOA TTL, MINIMUM) (RFC 2308).
+fn zone_negative_soa(zone: &Zone) -> Record {
+    let mut soa = zone.soa.clone();
+    soa.ttl = zone.negative_ttl();
+    soa
+}
+
+fn static_node(
+    zone: &Zone,
+    name: &Name,
+    negative: &Record,
+    steered: &BTreeSet<&Name>,
+) -> Result<StaticNode, BuildError> {
+    let node = &zone.nodes[name];
+    let enc = |qtype: RecordType, rcode, sections: &Sections<'_>| {
+        Prepared::encode(name, qtype, rcode, sections).map_err(|source| BuildError::Encode {
+            name: name.clone(),
+            rtype: qtype,
+            source,
+        })
+    };
+    if let Some(cname) = node.get(&RecordType::CNAME) {
+        // Follow the chain inside the zone; a steered or outside target is
+        // left for the resolver to chase, so its answer stays live.
+        let mut chain: Vec<&Record> = cname.iter().collect();
+        let mut target_node = None;
+        let mut missing = false;
+        while let Some(RData::CNAME(next)) = chain.last().map(|r| &r.data) {
+            let next = next.0.to_lowercase();
+            if chain.len() > MAX_CHAIN || !zone.origin.zone_of(&next) || steered.contains(&next) {
+                break;
+            }
+            match zone.nodes.get(&next) {
+                Some(n) => match n.get(&RecordType::CNAME) {
+                    Some(more) if !chain.iter().any(|r| r.name == next) => {
+                        chain.extend(more.iter())
+                    }
+                    Some(_) => break,
+                    None => {
+                        target_node = Some(n);
+                        break;
+                    }
+                },
+                None => {
+                    missing = true;
+                    break;
+                }
+            }
+        }
+        let mut by_type = vec![(
+            u16::from(RecordType::CNAME),
+            enc(
+                RecordType::CNAME,
+                NOERROR,
+                &Sections {
+                    answers: cname.iter().collect(),
+                    ..Default::default()
+                },
+            )?,
+        )];
+        if let Some(target) = target_node {
+            for (rtype, records) in target {
+                let mut answers = chain.clone();
+                answers.extend(records.iter());
+                by_type.push((
+                    u16::from(*rtype),
+                    enc(
+                        *rtype,
+                        NOERROR,
+                        &Sections {
+                            answers,
+                            ..Default::default()
+                        },
+                    )?,
+                ));
+            }
+        }
+        let negative_tail = target_node.is_some() || missing;
+        let other = Sections {
+            answers: chain.clone(),
+            authority: if negative_tail {
+                vec![negative]
+            } else {
+                vec![]
+            },
+            additional: vec![],
+        };
+        let other = enc(
+            RecordType::A,
+            if missing { NXDOMAIN } else { NOERROR },
+            &other,
+        )?;
+        let any = enc(
+            RecordType::ANY,
+            NOERROR,
+            &Sections {
+                answers: chain,
+                ..Default::default()
+            },
+        )?;
+        return Ok(StaticNode {
+            by_type: by_type.into_boxed_slice(),
+            other: Some(other),
+            any,
+        });
+    }
+
+    let mut by_type = Vec::with_capacity(node.len());
+    for (rtype, records) in node {
+        let additional = glue(zone, records);
+        let sections = Sections {
+            answers: records.iter().collect(),
+            authority: vec![],
+            additional,
+        };
+        by_type.push((u16::from(*rtype), enc(*rtype, NOERROR, &sections)?));
+    }
+    // RFC 8482: answer ANY with one RRset, the smallest useful one first.
+    let any = node
+        .iter()
+        .find(|(t, _)| matches!(t, RecordType::A | RecordType::AAAA))
+        .or_else(|| node.iter().next())
+        .map(|(_, records)| Sections {
+            answers: records.iter().collect(),
+            ..Default::default()
+        })
+        .unwrap_or_default();
+    let any = enc(RecordType::ANY, NOERROR, &any)?;
+    Ok(StaticNode {
+        by_type: by_type.into_boxed_slice(),
+        other: None,
+        any,
+    })
+}
+
+/// In-zone addresses of NS, MX and SRV targets, for the additional section.
+fn glue<'z>(zone: &'z Zone, records: &[Record]) -> Vec<&'z Record> {
+    let mut out = Vec::new();
+    for record in records {
+        let target = match &record.data {
+            RData::NS(ns) => &ns.0,
+            RData::MX(mx) => &mx.exchange,
+            RData::SRV(srv) => &srv.target,
+            _ => continue,
+        };
+        if let Some(node) = zone.nodes.get(&target.to_lowercase()) {
+            for t in [RecordType::A, RecordType::AAAA] {
+                out.extend(node.get(&t).into_iter().flatten());
+            }
+        }
+    }
+    out
+}
+
+fn steered_node(
+    config: &Config,
+    index: usize,
+    negative: &Record,
+) -> Result<SteeredNode, BuildError> {
+    let record = &config.records[index];
+    let name = &record.name;
+    let enc = |qtype: RecordType, records: Vec<Record>| {
+        let sections = if records.is_empty() {
+            Sections {
+                authority: vec![negative],
+                ..Default::default()
+            }
+        } else {
+            Sections {
+                answers: records.iter().collect(),
+                ..Default::default()
+            }
+        };
+        Prepared::encode(name, qtype, NOERROR, &sections).map_err(|source| BuildError::Encode {
+            name: name.clone(),
+            rtype: qtype,
+            source,
+        })
+    };
+    let mut answers = Vec::with_capacity(config.regions.len());
+    for region in &config.regions {
+        let a = region
+            .ipv4
+            .iter()
+            .map(|ip| Record::from_rdata(name.clone(), record.ttl, RData::A(A(*ip))))
+            .collect();
+        let aaaa = region
+            .ipv6
+            .iter()
+            .map(|ip| Record::from_rdata(name.clone(), record.ttl, RData::AAAA(AAAA(*ip))))
+            .collect();
+        answers.push((enc(RecordType::A, a)?, enc(RecordType::AAAA, aaaa)?));
+    }
+    Ok(SteeredNode {
+        record: index,
+        policy: record.policy,
+        answers: answers.into_boxed_slice(),
+    })
+}
+
+type Classified = (Vec<GeoClass>, ClientMap, ClientMap);
+
+/// Compiles the client maps: address to geo class, and address to
+/// residency class (0 none, i + 1 block i).
+fn classify(config: &Config, geo: Option<&GeoDb>) -> Result<Classified, BuildError> {
+    let residency_of = |country: Option<&str>, continent: Option<&str>| -> Option<usize> {
+        let by_country = country.and_then(|c| {
+            config
+                .residency
+                .iter()
+                .position(|b| b.countries.iter().any(|x| x == c))
+        });
+        by_country.or_else(|| {
+            continent.and_then(|c| {
+                config
+                    .residency
+                    .iter()
+                    .position(|b| b.continents.iter().any(|x| x == c))
+            })
+        })
+    };
+    let list_of = |country: Option<&str>, continent: Option<&str>| -> &Vec<RegionId> {
+        country
+            .and_then(|c| config.geoip.countries.get(c))
+            .or_else(|| continent.and_then(|c| config.geoip.continents.get(c)))
+            .unwrap_or(&config.geoip.default)
+    };
+    let mut classes: Vec<GeoClass> = Vec::new();
+    let mut index: HashMap<(Vec<RegionId>, Option<usize>), u32> = HashMap::new();
+    let mut class_of = |list: &Vec<RegionId>, residency: Option<usize>| -> u32 {
+        *index.entry((list.clone(), residency)).or_insert_with(|| {
+            classes.push(GeoClass {
+                list: list.clone(),
+                residency,
+            });
+            (classes.len() - 1) as u32
+        })
+    };
+    let unknown = class_of(&config.geoip.default, None);
+    let uses_geo = config.records.iter().any(|r| r.policy == Policy::Geo);
+    let (geo_map, residency_map) = match geo {
+        Some(db) => {
+            let geo_map = if uses_geo {
+                db.compile(&mut |country, continent| {
+                    class_of(
+                        list_of(country, continent),
+                        residency_of(country, continent),
+                    )
+                })?
+            } else {
+                ClientMap::uniform(unknown)
+            };
+            let residency_map = if config.has_residency() {
+                db.compile(&mut |country, continent| {
+                    residency_of(country, continent).map_or(0, |b| b as u32 + 1)
+                })?
+            } else {
+                ClientMap::uniform(0)
+            };
+            (geo_map, residency_map)
+        }
+        None => (ClientMap::uniform(unknown), ClientMap::uniform(0)),
+    };
+    Ok((classes, geo_map, residency_map))
+}

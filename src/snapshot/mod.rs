@@ -1,0 +1,364 @@
+//! The routing table: an immutable snapshot of everything the data plane
+//! answers from, swapped in whole by the control plane (through `arc-swap`).
+//!
+//! A snapshot has two layers. [`Compiled`] holds what changes only on load
+//! or reload: the zone and steered answers pre-encoded to wire bytes, and the
+//! compiled client maps (GeoIP and residency). On top of it, a [`Snapshot`]
+//! holds what health changes: for every class of client, the region each
+//! policy picks. A health verdict therefore rebuilds only a few small tables.
+//! Nothing here locks, awaits or allocates on lookup.
+
+mod build;
+mod prepared;
+pub mod routing;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rustc_hash::FxHashMap;
+
+use crate::config::{Config, Policy, RegionId};
+use crate::geo::{ClientMap, GeoDb};
+use crate::zone::Zone;
+pub use build::BuildError;
+pub use prepared::Prepared;
+use routing::{Choice, WeightTable};
+
+const TYPE_A: u16 = 1;
+const TYPE_AAAA: u16 = 28;
+const TYPE_ANY: u16 = 255;
+
+/// The load-time half of a snapshot.
+pub struct Compiled {
+    pub config: Arc<Config>,
+    pub zone: Arc<Zone>,
+    pub geo: Option<Arc<GeoDb>>,
+    /// Lowercase wire form of the origin.
+    origin: Box<[u8]>,
+    /// Lowercase wire name to what lives there.
+    names: FxHashMap<Box<[u8]>, Node>,
+    nxdomain: Prepared,
+    nodata: Prepared,
+    geo_map: ClientMap,
+    residency_map: ClientMap,
+    /// Geo classes: a preference list and the residency block (if any).
+    pub geo_classes: Vec<GeoClass>,
+    pub counters: Arc<AnswerCounters>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GeoClass {
+    pub list: Vec<RegionId>,
+    pub residency: Option<usize>,
+}
+
+enum Node {
+    /// Exists only because names exist below it: NODATA for every type.
+    Empty,
+    Static(StaticNode),
+    Steered(SteeredNode),
+}
+
+struct StaticNode {
+    by_type: Box<[(u16, Prepared)]>,
+    /// For types not in `by_type`; `None` means plain NODATA.
+    other: Option<Prepared>,
+    any: Prepared,
+}
+
+struct SteeredNode {
+    record: usize,
+    policy: Policy,
+    /// Indexed by region: (A answer, AAAA answer), NODATA where the region has none.
+    answers: Box<[(Prepared, Prepared)]>,
+}
+
+/// What a query is answered with.
+pub enum Lookup<'a> {
+    Refused,
+    Answer {
+        prepared: &'a Prepared,
+        /// ECS scope prefix when the answer depends on the client's address.
+        scope: Option<u8>,
+        /// For steered names: record index, region and whether it failed open.
+        steered: Option<(usize, RegionId, bool)>,
+    },
+}
+
+/// The whole routing table the data plane answers from.
+pub struct Snapshot {
+    pub compiled: Arc<Compiled>,
+    /// Effective health of each region (probes and forced states combined).
+    pub healthy: Box<[bool]>,
+    /// Per residency class (0: none, i + 1: block i).
+    failover: Box<[Choice]>,
+    weighted: Box<[WeightTable]>,
+    /// Per geo class.
+    geo: Box<[Choice]>,
+    pub version: u64,
+}
+
+impl Snapshot {
+    /// Routes `compiled` for the given region health.
+    pub fn new(compiled: Arc<Compiled>, healthy: Vec<bool>, version: u64) -> Snapshot {
+        let config = &compiled.config;
+        let residency_classes = 1 + config.residency.len();
+        let block = |class: usize| class.checked_sub(1);
+        let failover = (0..residency_classes)
+            .map(|c| routing::failover(config, &healthy, block(c)))
+            .collect();
+        let weighted = (0..residency_classes)
+            .map(|c| routing::weighted(config, &healthy, block(c)))
+            .collect();
+        let geo = compiled
+            .geo_classes
+            .iter()
+            .map(|g| routing::geo(config, &healthy, &g.list, g.residency))
+            .collect();
+        Snapshot {
+            healthy: healthy.into_boxed_slice(),
+            failover,
+            weighted,
+            geo,
+            compiled,
+            version,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.compiled.config
+    }
+
+    /// The answer for a lowercase wire-format `qname` and `qtype`, asked by
+    /// `client`. `draw` supplies a uniform random number below its argument
+    /// for weighted names.
+    pub fn lookup(
+        &self,
+        qname: &[u8],
+        qtype: u16,
+        client: IpAddr,
+        draw: &mut dyn FnMut(u32) -> u32,
+    ) -> Lookup<'_> {
+        let c = &self.compiled;
+        let Some(node) = c.names.get(qname) else {
+            return if in_zone(qname, &c.origin) {
+                Lookup::Answer {
+                    prepared: &c.nxdomain,
+                    scope: None,
+                    steered: None,
+                }
+            } else {
+                Lookup::Refused
+            };
+        };
+        let answer = |prepared, scope, steered| Lookup::Answer {
+            prepared,
+            scope,
+            steered,
+        };
+        match node {
+            Node::Empty => answer(&c.nodata, None, None),
+            Node::Static(s) => {
+                let prepared = match qtype {
+                    TYPE_ANY => &s.any,
+                    _ => s
+                        .by_type
+                        .iter()
+                        .find(|(t, _)| *t == qtype)
+                        .map(|(_, p)| p)
+                        .or(s.other.as_ref())
+                        .unwrap_or(&c.nodata),
+                };
+                answer(prepared, None, None)
+            }
+            Node::Steered(s) => {
+                let (choice, scope) = self.steer(s.policy, client, draw);
+                let (a, aaaa) = &s.answers[choice.region];
+                let prepared = match qtype {
+                    TYPE_A => a,
+                    TYPE_AAAA => aaaa,
+                    TYPE_ANY if a.answer_count > 0 => a,
+                    TYPE_ANY => aaaa,
+                    _ => &c.nodata,
+                };
+                answer(
+                    prepared,
+                    scope,
+                    Some((s.record, choice.region, choice.fail_open)),
+                )
+            }
+        }
+    }
+
+    /// The region a policy picks for `client`, and the ECS scope when the
+    /// pick depends on the client.
+    pub fn steer(
+        &self,
+        policy: Policy,
+        client: IpAddr,
+        draw: &mut dyn FnMut(u32) -> u32,
+    ) -> (Choice, Option<u8>) {
+        let c = &self.compiled;
+        let by_residency = |class: u32| -> usize { (class as usize).min(self.failover.len() - 1) };
+        match policy {
+            Policy::Region(region) => (
+                Choice {
+                    region,
+                    fail_open: false,
+                },
+                None,
+            ),
+            Policy::Failover | Policy::Weighted => {
+                let (class, scope) = if c.config.has_residency() {
+                    let (class, prefix) = c.residency_map.lookup(client);
+                    (by_residency(class), Some(prefix))
+                } else {
+                    (0, None)
+                };
+                let choice = if policy == Policy::Failover {
+                    self.failover[class]
+                } else {
+                    let table = &self.weighted[class];
+                    Choice {
+                        region: table.pick(draw(table.total().max(1))),
+                        fail_open: table.fail_open,
+                    }
+                };
+                (choice, scope)
+            }
+            Policy::Geo => {
+                let (class, prefix) = c.geo_map.lookup(client);
+                let choice = self.geo.get(class as usize).or(self.geo.first()).copied();
+                (
+                    choice.unwrap_or(Choice {
+                        region: 0,
+                        fail_open: true,
+                    }),
+                    Some(prefix),
+                )
+            }
+        }
+    }
+
+    /// The failover pick for a client with no known location (status views).
+    pub fn failover_default(&self) -> Choice {
+        self.failover[0]
+    }
+
+    /// Effective weighted shares for clients outside residency blocks.
+    pub fn weighted_default(&self) -> &WeightTable {
+        &self.weighted[0]
+    }
+
+    /// The geo pick for each geo class.
+    pub fn geo_choices(&self) -> &[Choice] {
+        &self.geo
+    }
+
+    /// Classifies `ip` as the geo policy does: class index and scope prefix.
+    pub fn geo_class(&self, ip: IpAddr) -> (usize, u8) {
+        let (class, prefix) = self.compiled.geo_map.lookup(ip);
+        (class as usize, prefix)
+    }
+
+    /// The residency block of `ip`, if any, and the scope prefix.
+    pub fn residency_of(&self, ip: IpAddr) -> (Option<usize>, u8) {
+        let (class, prefix) = self.compiled.residency_map.lookup(ip);
+        ((class as usize).checked_sub(1), prefix)
+    }
+}
+
+impl Compiled {
+    /// Number of names the data plane answers for (static, steered, empty).
+    pub fn name_count(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Approximate heap bytes held by the compiled answers and client maps.
+    pub fn memory_bytes(&self) -> usize {
+        let prepared = |p: &Prepared| std::mem::size_of::<Prepared>() + p.body.len();
+        let nodes: usize = self
+            .names
+            .iter()
+            .map(|(k, n)| {
+                k.len()
+                    + std::mem::size_of::<Node>()
+                    + match n {
+                        Node::Empty => 0,
+                        Node::Static(s) => {
+                            s.by_type
+                                .iter()
+                                .map(|(_, p)| 2 + prepared(p))
+                                .sum::<usize>()
+                                + s.other.as_ref().map_or(0, prepared)
+                                + prepared(&s.any)
+                        }
+                        Node::Steered(s) => s
+                            .answers
+                            .iter()
+                            .map(|(a, b)| prepared(a) + prepared(b))
+                            .sum(),
+                    }
+            })
+            .sum();
+        nodes + self.geo_map.memory_bytes() + self.residency_map.memory_bytes()
+    }
+}
+
+/// Whether lowercase wire name `name` is `origin` or below it.
+fn in_zone(name: &[u8], origin: &[u8]) -> bool {
+    let mut at = 0;
+    while name.len() - at > origin.len() {
+        match name.get(at) {
+            Some(&len) if len > 0 => at += 1 + len as usize,
+            _ => return false,
+        }
+    }
+    name.get(at..) == Some(origin)
+}
+
+/// Answers served per record and region, counted by each worker in its own
+/// row so cores never contend; summed when metrics are scraped.
+pub struct AnswerCounters {
+    pub records: Vec<String>,
+    pub regions: Vec<String>,
+    rows: Box<[Box<[AtomicU64]>]>,
+}
+
+impl AnswerCounters {
+    pub fn new(records: Vec<String>, regions: Vec<String>, workers: usize) -> AnswerCounters {
+        let width = records.len() * regions.len();
+        let rows = (0..workers.max(1))
+            .map(|_| (0..width).map(|_| AtomicU64::new(0)).collect())
+            .collect();
+        AnswerCounters {
+            records,
+            regions,
+            rows,
+        }
+    }
+
+    pub fn count(&self, worker: usize, record: usize, region: RegionId) {
+        let row = &self.rows[worker % self.rows.len()];
+        if let Some(cell) = row.get(record * self.regions.len() + region) {
+            cell.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// (record, region, total) for every pair.
+    pub fn totals(&self) -> Vec<(&str, &str, u64)> {
+        let mut out = Vec::new();
+        for (ri, record) in self.records.iter().enumerate() {
+            for (gi, region) in self.regions.iter().enumerate() {
+                let i = ri * self.regions.len() + gi;
+                let total = self.rows.iter().map(|r| r[i].load(Ordering::Relaxed)).sum();
+                out.push((record.as_str(), region.as_str(), total));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

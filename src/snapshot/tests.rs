@@ -1,0 +1,135 @@
+//! Snapshot building and the policies over a health view.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::*;
+use crate::testutil::{self, CONFIG, ZONE};
+
+const NOWHERE: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+fn with_health(healthy: [bool; 3]) -> Snapshot {
+    Snapshot::new(testutil::compiled_from(CONFIG, ZONE), healthy.to_vec(), 2)
+}
+
+fn region(snap: &Snapshot, policy: Policy) -> (RegionId, bool) {
+    let (choice, scope) = snap.steer(policy, NOWHERE, &mut |_| 0);
+    assert_eq!(
+        scope, None,
+        "no residency: answers do not depend on the client"
+    );
+    (choice.region, choice.fail_open)
+}
+
+#[test]
+fn failover_takes_the_first_healthy_region_by_priority() {
+    assert_eq!(
+        region(&with_health([true, true, true]), Policy::Failover),
+        (0, false)
+    );
+    assert_eq!(
+        region(&with_health([false, true, true]), Policy::Failover),
+        (1, false)
+    );
+    assert_eq!(
+        region(&with_health([false, false, true]), Policy::Failover),
+        (2, false)
+    );
+}
+
+#[test]
+fn all_down_fails_open_to_the_primary() {
+    assert_eq!(
+        region(&with_health([false, false, false]), Policy::Failover),
+        (0, true)
+    );
+    let snap = with_health([false, false, false]);
+    assert!(snap.weighted_default().fail_open);
+    assert_eq!(snap.weighted_default().shares().len(), 3);
+}
+
+#[test]
+fn region_policy_ignores_health() {
+    assert_eq!(
+        region(&with_health([false, false, false]), Policy::Region(2)),
+        (2, false)
+    );
+}
+
+#[test]
+fn weighted_shares_drop_unhealthy_regions() {
+    let shares = |h| {
+        with_health(h)
+            .weighted_default()
+            .shares()
+            .into_iter()
+            .map(|(r, s)| (r, (s * 10.0).round() / 10.0))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        shares([true, true, true]),
+        vec![(0, 40.0), (1, 40.0), (2, 20.0)]
+    );
+    assert_eq!(shares([true, false, true]), vec![(0, 66.7), (2, 33.3)]);
+    assert_eq!(shares([false, false, true]), vec![(2, 100.0)]);
+}
+
+#[test]
+fn weighted_draws_map_onto_the_table() {
+    let snap = with_health([true, true, true]);
+    let table = snap.weighted_default();
+    assert_eq!(table.total(), 100);
+    assert_eq!(table.pick(0), 0);
+    assert_eq!(table.pick(39), 0);
+    assert_eq!(table.pick(40), 1);
+    assert_eq!(table.pick(99), 2);
+}
+
+#[test]
+fn zero_weights_among_the_living_share_equally() {
+    let config = CONFIG.replacen("weight    = 20", "weight    = 0", 1);
+    let snap = Snapshot::new(
+        testutil::compiled_from(&config, ZONE),
+        vec![false, false, true],
+        1,
+    );
+    assert_eq!(snap.weighted_default().shares(), vec![(2, 100.0)]);
+}
+
+#[test]
+fn names_compile_with_empty_non_terminals() {
+    let snap = testutil::snapshot();
+    // Zone names, steered names and the empty "below" between deep.below and the apex.
+    let wire = |n: &str| build::wire(&n.parse().unwrap());
+    for name in [
+        "keiko.example.com.",
+        "below.keiko.example.com.",
+        "api-contracts.keiko.example.com.",
+    ] {
+        assert!(snap.compiled.names.contains_key(&wire(name)), "{name}");
+    }
+    assert!(matches!(
+        snap.compiled.names[&wire("below.keiko.example.com.")],
+        Node::Empty
+    ));
+}
+
+#[test]
+fn in_zone_checks_label_boundaries() {
+    let origin = build::wire(&"keiko.example.com.".parse().unwrap());
+    let wire = |n: &str| build::wire(&n.parse().unwrap());
+    assert!(in_zone(&wire("a.keiko.example.com."), &origin));
+    assert!(in_zone(&wire("keiko.example.com."), &origin));
+    assert!(!in_zone(&wire("xkeiko.example.com."), &origin));
+    assert!(!in_zone(&wire("example.com."), &origin));
+}
+
+#[test]
+fn residency_makes_failover_depend_on_the_client() {
+    let mut config = CONFIG.to_string();
+    config.push_str("\n[geoip]\ndatabase = \"missing.mmdb\"\n[residency.eu]\ncontinents = [\"EU\"]\nregions = [\"eu-west-1\"]\n");
+    let (_dir, path) = testutil::write(&config, ZONE);
+    assert!(
+        crate::control::load(&path).is_err(),
+        "a missing database is an error"
+    );
+}
