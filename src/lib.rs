@@ -7,6 +7,7 @@
 //! `README.md` for the picture.
 #![deny(unsafe_code)]
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::control::Control;
+use crate::admin;
+use crate::control::{Control, Plane};
 use crate::net::{tcp, udp};
 
 pub fn run(path: &Path) -> ExitCode {
@@ -40,6 +41,9 @@ fn serve(path: &Path) -> anyhow::Result<()> {
             .extend(udp::bind(addr, workers).with_context(|| format!("cannot bind UDP {addr}"))?);
         tcp_listeners.push(tcp::bind(addr).with_context(|| format!("cannot bind TCP {addr}"))?);
     }
+    let admin_addr = config.server.admin_listen;
+    let admin_listener = admin::bind(admin_addr)
+        .with_context(|| format!("cannot bind the admin API on {admin_addr}"))?;
     let udp_threads = udp::spawn(
         udp_sockets,
         control.table(),
@@ -91,7 +95,15 @@ fn serve(path: &Path) -> anyhow::Result<()> {
         workers,
         "keiko-dns serving"
     );
-    runtime.block_on(control_plane(control.clone()))?;
+    runtime.block_on(async {
+        let plane = Arc::new(Plane::start(control));
+        let listener = tokio::net::TcpListener::from_std(admin_listener)
+            .context("cannot serve the admin API")?;
+        tokio::spawn(admin::serve(listener, plane.clone()));
+        let result = control_plane(&plane).await;
+        plane.monitor.stop();
+        result
+    })?;
 
     shutdown.store(true, Ordering::Relaxed);
     for t in udp_threads {
@@ -102,16 +114,16 @@ fn serve(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Runs until a stop signal; reloads on SIGHUP.
-async fn control_plane(control: Arc<Control>) -> anyhow::Result<()> {
+async fn control_plane(plane: &Plane) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     loop {
         tokio::select! {
             _ = hup.recv() => {
-                let c = control.clone();
-                // Compiling a large GeoIP database takes a while: off the runtime.
-                let _ = tokio::task::spawn_blocking(move || c.reload()).await;
+                tracing::info!("SIGHUP: reloading");
+                // Errors are logged by the reload itself; the old config keeps serving.
+                let _ = plane.reload().await;
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

@@ -4,6 +4,7 @@
 //! snapshot and swaps it in; the data plane never waits for any of this.
 
 pub mod load;
+pub mod plane;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,10 +13,15 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::config::Policy;
 use crate::dataplane::Stats;
+use crate::health::Publish;
 use crate::net::Table;
 use crate::snapshot::{AnswerCounters, BuildError, Compiled, Snapshot};
 pub use load::{LoadError, Loaded, load};
+pub use plane::Plane;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -24,7 +30,12 @@ pub enum ControlError {
     Load(#[from] LoadError),
     #[error("cannot build the routing table: {0}")]
     Build(#[from] BuildError),
+    #[error("reload failed unexpectedly: {0}")]
+    Panicked(String),
 }
+
+/// A client address no GeoIP database places anywhere.
+pub const NO_LOCATION: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 /// Owner of the routing table and of what it is built from.
 pub struct Control {
@@ -185,11 +196,33 @@ impl Control {
         self.publish(&inner)
     }
 
+    /// The failover name's answer (A and AAAA) for a client with no
+    /// location: what status views and failover events show.
+    pub fn failover_answer(&self) -> Vec<String> {
+        let snap = self.snapshot();
+        let config = snap.config();
+        let Some(record) = config.records.iter().find(|r| r.policy == Policy::Failover) else {
+            return Vec::new();
+        };
+        let (choice, _) = snap.steer(record.policy, NO_LOCATION, &mut |_| 0);
+        let region = &config.regions[choice.region];
+        region.addresses.iter().map(ToString::to_string).collect()
+    }
+
     fn publish(&self, inner: &Inner) -> u64 {
         let version = self.version.fetch_add(1, Ordering::Relaxed) + 1;
         let healthy = inner.healthy.iter().map(|h| h.1).collect();
         let snapshot = Snapshot::new(inner.compiled.clone(), healthy, version);
         self.table.store(Arc::new(snapshot));
         version
+    }
+}
+
+impl Publish for Control {
+    fn publish(&self, healthy: &[(String, bool)]) -> (Vec<String>, Vec<String>) {
+        let before = self.failover_answer();
+        let updates: Vec<(&str, bool)> = healthy.iter().map(|(n, h)| (n.as_str(), *h)).collect();
+        self.set_health(&updates);
+        (before, self.failover_answer())
     }
 }

@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap;
 use crate::config::{Config, Policy, RegionId};
 use crate::geo::{ClientMap, GeoDb};
 use crate::zone::Zone;
-pub use build::BuildError;
+pub use build::{BuildError, relative};
 pub use prepared::Prepared;
 use routing::{Choice, WeightTable};
 

@@ -1,0 +1,233 @@
+//! The admin HTTP API (contract section 4): health and readiness, metrics,
+//! the status document and page, and the commands that change routing.
+//! It reads views of the control plane and sends it commands; it never
+//! touches the data plane.
+
+pub mod metrics;
+mod page;
+pub mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::control::Plane;
+use crate::health::{Forced, MonitorError};
+
+/// Request bodies are tiny JSON objects; anything bigger is refused.
+const BODY_LIMIT: usize = 16 * 1024;
+
+#[derive(Clone)]
+struct App {
+    plane: Arc<Plane>,
+}
+
+/// A JSON error with its status.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<MonitorError> for ApiError {
+    fn from(e: MonitorError) -> Self {
+        let status = match e {
+            MonitorError::UnknownRegion(_) => StatusCode::NOT_FOUND,
+            MonitorError::Conflict { .. } => StatusCode::CONFLICT,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+pub fn router(plane: Arc<Plane>) -> Router {
+    Router::new()
+        .route("/", get(page::page))
+        .route("/health", get(|| async { "ok\n" }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/status", get(status_json))
+        .route("/events", get(events))
+        .route("/admin/regions/{name}/state", post(set_state))
+        .route("/admin/regions/{name}/readmit", post(readmit))
+        .route("/admin/reload", post(reload))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such path".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed here".into(),
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(App { plane })
+}
+
+/// Serves the admin API on `listener` until the task is dropped.
+pub async fn serve(listener: tokio::net::TcpListener, plane: Arc<Plane>) {
+    if let Err(e) = axum::serve(listener, router(plane)).await {
+        tracing::error!(error = %e, "admin API stopped");
+    }
+}
+
+/// Binds the admin address (before anything starts, so a taken port is a
+/// clean start-up error).
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+async fn ready(State(app): State<App>) -> impl IntoResponse {
+    if app.plane.monitor.ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "waiting for the first round of health checks\n",
+        )
+    }
+}
+
+async fn metrics(State(app): State<App>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::render(&app.plane),
+    )
+}
+
+async fn status_json(State(app): State<App>) -> impl IntoResponse {
+    axum::Json(status::build(&app.plane, 20))
+}
+
+#[derive(Deserialize)]
+struct Limit {
+    limit: Option<usize>,
+}
+
+async fn events(
+    State(app): State<App>,
+    query: Result<Query<Limit>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(limit)) = query else {
+        return ApiError(
+            StatusCode::BAD_REQUEST,
+            "limit must be a whole number".into(),
+        )
+        .into_response();
+    };
+    let events = app
+        .plane
+        .monitor
+        .events(limit.limit.unwrap_or(100).min(1000));
+    axum::Json(json!({ "events": events })).into_response()
+}
+
+/// Mutating calls need the bearer token when one is configured; compared
+/// in constant time so response timing does not leak it.
+fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
+    let config = app.plane.control.loaded().config;
+    let Some(token) = config.server.admin_token.as_deref() else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token".into(),
+        ))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateBody {
+    state: String,
+}
+
+async fn set_state(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    authorize(&app, &headers)?;
+    let body: StateBody = serde_json::from_slice(&body).map_err(|e| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("body must be {{\"state\": \"down\"|\"up\"|\"auto\"}}: {e}"),
+        )
+    })?;
+    let forced = match body.state.as_str() {
+        "down" => Some(Forced::Down),
+        "up" => Some(Forced::Up),
+        "auto" => None,
+        other => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                format!("state {other:?} is not one of \"down\", \"up\", \"auto\""),
+            ));
+        }
+    };
+    let event = app.plane.monitor.force(&name, forced)?;
+    tracing::info!(region = %name, state = %body.state, "forced state set through the admin API");
+    Ok(axum::Json(json!({ "region": name, "state": body.state, "event": event })).into_response())
+}
+
+async fn readmit(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&app, &headers)?;
+    let event = app.plane.monitor.readmit(&name)?;
+    tracing::info!(region = %name, "region re-admitted through the admin API");
+    Ok(axum::Json(json!({ "region": name, "event": event })).into_response())
+}
+
+async fn reload(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authorize(&app, &headers)?;
+    match app.plane.reload().await {
+        Ok(()) => Ok(axum::Json(
+            json!({ "reloaded": true, "config_version": app.plane.control.reloads().0 + 1 }),
+        )
+        .into_response()),
+        Err(e) => Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("reload failed; still serving the previous config: {e}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::constant_time_eq;
+
+    #[test]
+    fn token_comparison() {
+        assert!(constant_time_eq(b"secret-token", b"secret-token"));
+        assert!(!constant_time_eq(b"secret-token", b"secret-tokem"));
+        assert!(!constant_time_eq(b"secret", b"secret-token"));
+    }
+}
