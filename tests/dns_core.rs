@@ -835,3 +835,27 @@ fn check_rejects_a_duplicate_priority() {
     );
     assert_check_fails(&config, "# duplicate", "priority");
 }
+
+// ---------------------------------------------------------------------------
+// The harness itself
+// ---------------------------------------------------------------------------
+
+/// Every test config points health checks at loopback stubs, so a server
+/// under test never probes the (routed) documentation addresses.
+#[test]
+fn health_probes_reach_the_loopback_stubs() {
+    let server = Server::start_default();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.ws.health.iter().any(|h| h.requests() == 0) {
+        assert!(
+            Instant::now() < deadline,
+            "not every stub was probed within 10 s; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = server.log();
+    for r in REGIONS {
+        assert!(!log.contains(&r.v4.to_string()), "probed {}?\n{log}", r.v4);
+    }
+}
