@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use hickory_proto::op::{Message, OpCode};
 use hickory_proto::rr::rdata::CNAME;
+use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{Name, RData, RecordType};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -32,7 +33,7 @@ fn region_addresses(r: &Region, rtype: RecordType) -> Vec<IpAddr> {
     }
 }
 
-/// Flips the header bits of an encoded query: sets `opcode`.
+/// The encoded `query` with its header's opcode set to `opcode`.
 fn with_opcode(mut query: Vec<u8>, opcode: u8) -> Vec<u8> {
     query[2] = (query[2] & !0x78) | (opcode << 3);
     query
@@ -326,13 +327,6 @@ fn listens_on_ipv4_and_ipv6_loopback() {
 // EDNS, truncation, malformed queries, opcodes, ANY
 // ---------------------------------------------------------------------------
 
-/// Zone lines for a TXT RRset at `name` of `count` distinct 100-byte strings.
-fn txt_rrset(name: &str, count: usize) -> String {
-    (0..count)
-        .map(|i| format!("{name} IN TXT \"{i:03}{}\"\n", "x".repeat(97)))
-        .collect()
-}
-
 #[test]
 fn edns_is_echoed_with_our_payload_size() {
     let server = Server::start_default();
@@ -423,7 +417,13 @@ fn malformed_queries_get_formerr() {
     let mut two_real_questions = good.clone();
     two_real_questions[5] = 2;
     two_real_questions.extend_from_slice(&good[12..]);
-    let cases: [(&str, Vec<u8>); 5] = [
+    // An empty OPT record (root owner, type 41, payload 1232, no options).
+    const OPT: [u8; 11] = [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0];
+    let mut two_opts = good.clone();
+    two_opts[11] = 2;
+    two_opts.extend_from_slice(&OPT);
+    two_opts.extend_from_slice(&OPT);
+    let cases: [(&str, Vec<u8>); 6] = [
         ("question cut in the name", good[..good.len() - 10].to_vec()),
         (
             "question without type and class",
@@ -432,6 +432,7 @@ fn malformed_queries_get_formerr() {
         ("QDCOUNT=2, one question", two_questions),
         ("QDCOUNT=2, two questions", two_real_questions),
         ("QDCOUNT=0", no_question),
+        ("two OPT records", two_opts),
     ];
     let client = server.udp();
     for (what, packet) in &cases {
@@ -523,6 +524,71 @@ fn steered_names_answer_as_the_contract_says() {
 }
 
 #[test]
+fn steered_aaaa_is_nodata_for_a_region_without_ipv6_and_ttl_defaults_to_60() {
+    let ap = REGIONS[2];
+    let config = replace_once(
+        &default_config(),
+        &format!(r#"addresses = ["{}", "{}"]"#, ap.v4, ap.v6),
+        &format!(r#"addresses = ["{}"]"#, ap.v4),
+    );
+    // The ap-southeast record without a ttl: the contract's default is 60.
+    let config = replace_once(
+        &config,
+        "region = \"ap-southeast-1\"\nttl    = 60\n",
+        "region = \"ap-southeast-1\"\n",
+    );
+    let server = Server::start(&config, &default_zone());
+    let name = REGION_NAMES[2];
+    let a = server.query_udp(name, RecordType::A);
+    assert_addresses(&a, &[ap.v4.into()]);
+    assert_eq!(a.answers[0].ttl, 60, "default steered TTL");
+    let aaaa = server.query_udp(name, RecordType::AAAA);
+    assert_negative(&aaaa, ResponseCode::NoError, NEGATIVE_TTL);
+}
+
+#[test]
+fn ecs_is_echoed_with_scope_zero_when_the_answer_does_not_depend_on_the_client() {
+    let server = Server::start_default();
+    let client: IpAddr = ip("198.51.100.0");
+    for name in [FAILOVER_NAME, REGION_NAMES[1], "status"] {
+        let query = Message::query_for(&fqdn(name), RecordType::A).with_subnet(client, 24);
+        let answer = server.exchange_udp(&query);
+        assert_eq!(
+            answer.metadata.response_code,
+            ResponseCode::NoError,
+            "{name}"
+        );
+        let subnet = answer_subnet(&answer).unwrap_or_else(|| panic!("{name}: ECS echoed"));
+        assert_eq!(
+            (subnet.addr(), subnet.source_prefix()),
+            (client, 24),
+            "{name}"
+        );
+        assert_eq!(subnet.scope_prefix(), 0, "{name}: same answer for everyone");
+    }
+}
+
+#[test]
+fn invalid_ecs_is_formerr() {
+    let server = Server::start_default();
+    let query = Message::query_for(&fqdn(FAILOVER_NAME), RecordType::A);
+    // family 1 (IPv4), source prefix 33: longer than an IPv4 address.
+    let too_long = EdnsOption::Unknown(8, vec![0, 1, 33, 0, 192, 0, 2, 0, 0]);
+    // /24 with a bit set past the prefix (RFC 7871 section 6).
+    let stray_bits = EdnsOption::Unknown(8, vec![0, 1, 24, 0, 192, 0, 2, 1]);
+    // Unknown address family 3.
+    let family = EdnsOption::Unknown(8, vec![0, 3, 8, 0, 10]);
+    for option in [too_long, stray_bits, family] {
+        let answer = server.exchange_udp(&query.clone().with_option(option.clone()));
+        assert_eq!(
+            answer.metadata.response_code,
+            ResponseCode::FormErr,
+            "{option:?}"
+        );
+    }
+}
+
+#[test]
 fn weighted_answers_follow_the_weights() {
     let server = Server::start_default();
     let got = shares(&server.udp(), WEIGHTED_NAME, 10_000);
@@ -568,7 +634,7 @@ fn garbage(rng: &mut StdRng) -> Vec<u8> {
 }
 
 /// Checks a datagram or frame the server sent back for junk: a response
-/// (QR set) to one of the IDs sent, within the UDP size we advertise.
+/// (QR set) to one of the IDs sent.
 fn assert_sane_reply(reply: &[u8], sent_ids: &HashSet<[u8; 2]>) {
     assert!(
         reply.len() >= 12,

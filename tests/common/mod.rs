@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, Query};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
 use hickory_proto::rr::{Name, RData, RecordType};
 
 pub use hickory_proto::op::ResponseCode;
@@ -163,6 +164,14 @@ pub fn default_zone() -> String {
 /// The shipped zone file with `extra` lines appended (relative names).
 pub fn zone_with(extra: &str) -> String {
     format!("{}\n{extra}\n", default_zone())
+}
+
+/// Zone lines for a TXT RRset at `name` of `count` distinct 100-byte
+/// strings (about 113 bytes each on the wire), for truncation tests.
+pub fn txt_rrset(name: &str, count: usize) -> String {
+    (0..count)
+        .map(|i| format!("{name} IN TXT \"{i:03}{}\"\n", "x".repeat(97)))
+        .collect()
 }
 
 /// `text` with the single occurrence of `from` replaced; panics when `from`
@@ -509,22 +518,29 @@ impl Server {
         signal(self.pid(), libc::SIGHUP);
     }
 
-    /// Sends SIGHUP and returns what the server logged in response (waits
-    /// until the log grows, then a little longer for the rest of it).
+    /// Sends SIGHUP, waits until the server logs the outcome of the reload
+    /// ("reloaded ..." or "reload failed ..."; the reload runs in the
+    /// background, so the signal alone says nothing), and returns what it
+    /// logged since the signal.
     pub fn reload(&self) -> String {
+        const OUTCOMES: [&str; 2] = ["reloaded", "reload failed"];
         let before = self.log().len();
         self.sighup();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.log().len() == before {
+        loop {
+            let new = self.log()[before..].to_string();
+            if OUTCOMES.iter().any(|o| new.to_lowercase().contains(o)) {
+                // The error text follows on the next lines; let it land.
+                std::thread::sleep(Duration::from_millis(100));
+                return self.log()[before..].to_string();
+            }
             assert!(
                 Instant::now() < deadline,
-                "keiko-dns logged nothing within 10 s of SIGHUP; its log:\n{}",
+                "no reload outcome logged within 10 s of SIGHUP; log:\n{}",
                 self.log()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(200));
-        self.log()[before..].to_string()
     }
 
     pub fn rewrite_config(&self, text: &str) {
@@ -581,6 +597,11 @@ pub trait QueryExt {
     fn query_for(name: &str, rtype: RecordType) -> Message;
     /// The same query with an EDNS(0) OPT record advertising `payload`.
     fn with_edns(self, payload: u16) -> Message;
+    /// Adds an EDNS option (and an OPT record advertising 1232 if there is
+    /// none yet).
+    fn with_option(self, option: EdnsOption) -> Message;
+    /// Adds an EDNS Client Subnet option (RFC 7871) for `addr/prefix`.
+    fn with_subnet(self, addr: IpAddr, prefix: u8) -> Message;
     fn bytes(&self) -> Vec<u8>;
 }
 
@@ -599,8 +620,30 @@ impl QueryExt for Message {
         self
     }
 
+    fn with_option(self, option: EdnsOption) -> Message {
+        let mut m = if self.edns.is_some() {
+            self
+        } else {
+            self.with_edns(EDNS_PAYLOAD)
+        };
+        m.edns.as_mut().unwrap().options_mut().insert(option);
+        m
+    }
+
+    fn with_subnet(self, addr: IpAddr, prefix: u8) -> Message {
+        self.with_option(EdnsOption::Subnet(ClientSubnet::new(addr, prefix, 0)))
+    }
+
     fn bytes(&self) -> Vec<u8> {
         self.to_vec().expect("encode query")
+    }
+}
+
+/// The EDNS Client Subnet option of an answer, if any.
+pub fn answer_subnet(m: &Message) -> Option<ClientSubnet> {
+    match m.edns.as_ref()?.option(EdnsCode::Subnet)? {
+        EdnsOption::Subnet(subnet) => Some(*subnet),
+        other => panic!("subnet option that does not parse: {other:?}"),
     }
 }
 
