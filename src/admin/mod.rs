@@ -57,6 +57,7 @@ pub fn router(plane: Arc<Plane>) -> Router {
         .route("/metrics", get(metrics))
         .route("/status", get(status_json))
         .route("/events", get(events))
+        .route("/explain", get(explain))
         .route("/admin/regions/{name}/state", post(set_state))
         .route("/admin/regions/{name}/readmit", post(readmit))
         .route("/admin/reload", post(reload))
@@ -129,6 +130,45 @@ async fn events(
         .monitor
         .events(limit.limit.unwrap_or(100).min(1000));
     axum::Json(json!({ "events": events })).into_response()
+}
+
+#[derive(Deserialize)]
+struct ExplainQuery {
+    name: Option<String>,
+    client: Option<String>,
+    subnet: Option<String>,
+}
+
+/// `GET /explain?name=..&client=..&subnet=..`: why the server answers what
+/// it answers (see `crate::snapshot::explain`). Read-only, so no token.
+/// Names the server does not answer for (NXDOMAIN, outside the zone) are
+/// a 404 whose error says which.
+async fn explain(
+    State(app): State<App>,
+    query: Result<Query<ExplainQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    use crate::snapshot::explain::{Kind, Request, explain};
+    let bad = |message: String| ApiError(StatusCode::BAD_REQUEST, message);
+    let Ok(Query(query)) = query else {
+        return Err(bad(
+            "expected /explain?name=NAME[&client=IP][&subnet=CIDR]".into()
+        ));
+    };
+    let Some(name) = query.name.filter(|n| !n.trim().is_empty()) else {
+        return Err(bad(
+            "name is required: /explain?name=NAME[&client=IP][&subnet=CIDR]".into(),
+        ));
+    };
+    let request = Request::parse(&name, query.client.as_deref(), query.subnet.as_deref())
+        .map_err(|e| bad(e.to_string()))?;
+    let snapshot = app.plane.control.snapshot();
+    let explanation = explain(&snapshot, &request).map_err(|e| bad(e.to_string()))?;
+    match explanation.kind {
+        Kind::Nxdomain | Kind::OutOfZone => {
+            Err(ApiError(StatusCode::NOT_FOUND, explanation.summary))
+        }
+        _ => Ok(axum::Json(explanation).into_response()),
+    }
 }
 
 /// Mutating calls need the bearer token when one is configured; compared

@@ -1,0 +1,418 @@
+//! Black-box tests of the operator commands (contract section 1): `status`,
+//! `failover`, `readmit`, `test`, `explain` and `demo`, run as the built
+//! binary against real servers on loopback. Health endpoints are stubs on
+//! 127.0.0.1; the documentation-range addresses only appear as DNS data.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use hickory_proto::rr::RecordType;
+
+const US: &str = "192.0.2.10";
+const EU: &str = "198.51.100.10";
+
+/// The test config plus what `zones/keiko.toml` adds: a geo name, the
+/// GeoIP fixture (absolute path, the config lives in a temp folder) and the
+/// `[residency.eu]` block.
+fn geo_config(extra_server: &str) -> String {
+    let db = Path::new(env!("CARGO_MANIFEST_DIR")).join("geoip-fixtures/keiko-regions.mmdb");
+    let base = replace_once(
+        &default_config(),
+        "nsid         = \"ns1.test\"\n",
+        &format!("nsid         = \"ns1.test\"\n{extra_server}"),
+    );
+    format!(
+        r#"{base}
+[[records]]
+name   = "api-contracts-geo"
+policy = "geo"
+ttl    = 60
+
+[geoip]
+database = "{}"
+default  = ["us-east-1", "eu-west-1", "ap-southeast-1"]
+
+[geoip.continents]
+NA = ["us-east-1", "eu-west-1", "ap-southeast-1"]
+EU = ["eu-west-1", "us-east-1", "ap-southeast-1"]
+AS = ["ap-southeast-1", "eu-west-1", "us-east-1"]
+
+[geoip.countries]
+JP = ["ap-southeast-1", "us-east-1", "eu-west-1"]
+
+[residency.eu]
+continents = ["EU"]
+countries  = []
+regions    = ["eu-west-1"]
+"#,
+        db.display()
+    )
+}
+
+/// Runs `keiko-dns ARGS...` with `env` (and no token from the test's own
+/// environment unless given).
+fn keiko(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(binary());
+    cmd.args(args).env_remove("KEIKO_ADMIN_TOKEN");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run keiko-dns")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().unwrap_or(-1)
+}
+
+fn admin_url(server: &Server) -> String {
+    format!("http://127.0.0.1:{}", server.ws.admin_port)
+}
+
+/// The status code of `GET path` on loopback `addr`, or None.
+fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    assert!(addr.ip().is_loopback());
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn wait_ready(server: &Server) {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.ws.admin_port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_status(addr, "/ready") != Some(200) {
+        assert!(
+            Instant::now() < deadline,
+            "not ready within 10 s; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn failover_answer(server: &Server) -> Vec<IpAddr> {
+    addresses(&server.query_udp(FAILOVER_NAME, RecordType::A))
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+fn sigterm(pid: u32) {
+    // SAFETY: kill(2) on our own, not yet reaped child.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+fn status_failover_readmit_and_explain_against_a_running_server() {
+    let mut server = Server::start(&geo_config(""), &default_zone());
+    wait_ready(&server);
+    let admin = admin_url(&server);
+
+    let out = keiko(&["status", "--admin", &admin], &[]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+    for r in REGIONS {
+        assert!(text.contains(r.name), "status names {}:\n{text}", r.name);
+    }
+    assert!(text.contains("api-contracts-geo"), "{text}");
+    assert_eq!(failover_answer(&server), [ip(US)]);
+
+    // The drill: forced down, the failover name moves to eu-west-1.
+    let out = keiko(
+        &["failover", "--region", "us-east-1", "--admin", &admin],
+        &[],
+    );
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+    assert!(text.contains("before"), "{text}");
+    assert!(
+        text.contains(&format!("api-contracts                was {US}"))
+            && text.contains(&format!("now {EU}")),
+        "{text}"
+    );
+    assert_eq!(failover_answer(&server), [ip(EU)]);
+
+    let out = keiko(
+        &[
+            "failover",
+            "--region",
+            "us-east-1",
+            "--restore",
+            "--admin",
+            &admin,
+        ],
+        &[],
+    );
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+    assert_eq!(failover_answer(&server), [ip(US)]);
+
+    // A region that is up is not awaiting readmit: refused, exit 1.
+    let out = keiko(
+        &["readmit", "--region", "eu-west-1", "--admin", &admin],
+        &[],
+    );
+    assert_eq!(code(&out), 1, "{}", output_text(&out));
+    assert!(stderr(&out).contains("eu-west-1"), "{}", output_text(&out));
+    assert!(stderr(&out).contains("readmit"), "{}", output_text(&out));
+
+    // An unknown region: the server's 404 message, exit 1.
+    let out = keiko(&["failover", "--region", "mars-1", "--admin", &admin], &[]);
+    assert_eq!(code(&out), 1, "{}", output_text(&out));
+    assert!(stderr(&out).contains("mars-1"), "{}", output_text(&out));
+
+    // Explain, asked of the running server.
+    let out = keiko(
+        &[
+            "explain",
+            "api-contracts-geo",
+            "--subnet",
+            "81.2.69.142/32",
+            "--admin",
+            &admin,
+        ],
+        &[],
+    );
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+    assert!(text.contains("running server"), "{text}");
+    for needle in ["eu-west-1", "GB", "EU", "residency.eu", "<- answer", EU] {
+        assert!(text.contains(needle), "explain mentions {needle}:\n{text}");
+    }
+    // Out of zone and missing names are a reported failure.
+    let out = keiko(&["explain", "nothing-here", "--admin", &admin], &[]);
+    assert_eq!(code(&out), 1, "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("NXDOMAIN"),
+        "{}",
+        output_text(&out)
+    );
+    let out = keiko(
+        &["explain", "x", "--subnet", "nonsense", "--admin", &admin],
+        &[],
+    );
+    assert_eq!(code(&out), 2, "{}", output_text(&out));
+
+    // With the server stopped, explain falls back to the config and says so.
+    sigterm(server.pid());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.is_alive() {
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let config = server.ws.config_path();
+    let out = keiko(
+        &[
+            "explain",
+            "api-contracts-geo",
+            "--subnet",
+            "81.2.69.142/32",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        &[],
+    );
+    let text = stdout(&out);
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+    assert!(
+        text.contains("no server answers") && text.contains("assumed healthy"),
+        "{text}"
+    );
+    assert!(text.contains("eu-west-1") && text.contains("GB"), "{text}");
+}
+
+#[test]
+fn status_without_a_server_exits_2_and_says_so() {
+    let port = free_port();
+    let out = keiko(
+        &["status", "--admin", &format!("http://127.0.0.1:{port}")],
+        &[],
+    );
+    assert_eq!(code(&out), 2, "{}", output_text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("is keiko-dns running?"), "{err}");
+    assert!(err.contains("connection refused"), "{err}");
+}
+
+#[test]
+fn a_wrong_token_changes_nothing() {
+    let config = geo_config("admin_token  = \"right-token-0123456789\"\n");
+    let server = Server::start(&config, &default_zone());
+    wait_ready(&server);
+    let admin = admin_url(&server);
+    let out = keiko(
+        &["failover", "--region", "us-east-1", "--admin", &admin],
+        &[("KEIKO_ADMIN_TOKEN", "wrong-token")],
+    );
+    assert_ne!(code(&out), 0, "{}", output_text(&out));
+    assert!(
+        stderr(&out).contains("the admin API refused the token (set KEIKO_ADMIN_TOKEN)"),
+        "{}",
+        output_text(&out)
+    );
+    assert_eq!(failover_answer(&server), [ip(US)]);
+
+    // The right one (as a flag) works.
+    let out = keiko(
+        &[
+            "failover",
+            "--region",
+            "us-east-1",
+            "--admin",
+            &admin,
+            "--token",
+            "right-token-0123456789",
+        ],
+        &[],
+    );
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+    assert_eq!(failover_answer(&server), [ip(EU)]);
+}
+
+#[test]
+fn test_probes_every_region_and_names_the_failing_one() {
+    // A port nothing listens on: bound, then released.
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = replace_once(&default_config(), "{HEALTH1}", &closed.to_string());
+    let ws = Workspace::new(&config, &default_zone());
+    let path = ws.config_path();
+    let out = keiko(&["test", "--config", path.to_str().unwrap()], &[]);
+    let text = stdout(&out);
+    assert_eq!(code(&out), 1, "{}", output_text(&out));
+    let line = |region: &str| {
+        text.lines()
+            .find(|l| l.starts_with(region))
+            .unwrap_or_else(|| panic!("no line for {region}:\n{text}"))
+            .to_owned()
+    };
+    assert!(line("us-east-1").contains("healthy"), "{text}");
+    assert!(!line("us-east-1").contains("UNHEALTHY"), "{text}");
+    assert!(line("eu-west-1").contains("UNHEALTHY"), "{text}");
+    assert!(line("eu-west-1").contains("connection refused"), "{text}");
+    assert!(text.contains("unhealthy: eu-west-1"), "{text}");
+}
+
+#[test]
+fn demo_serves_the_default_zone_until_sigterm() {
+    // The demo's ports are fixed; a taken one must fail the test clearly.
+    for port in [5300, 9300, 18081, 18082, 18083] {
+        let tcp = TcpListener::bind(("127.0.0.1", port));
+        assert!(
+            tcp.is_ok(),
+            "keiko-dns demo needs 127.0.0.1:{port} (TCP), but it is taken: {:?}",
+            tcp.err()
+        );
+    }
+    let udp = UdpSocket::bind("127.0.0.1:5300");
+    assert!(
+        udp.is_ok(),
+        "keiko-dns demo needs 127.0.0.1:5300 (UDP), but it is taken: {:?}",
+        udp.err()
+    );
+    drop(udp);
+
+    let dir = tempfile::tempdir().unwrap();
+    let log = std::fs::File::create(dir.path().join("demo.log")).unwrap();
+    let out = std::fs::File::create(dir.path().join("demo.out")).unwrap();
+    // Run from an empty folder: the default config is found in the source tree.
+    let mut child = Command::new(binary())
+        .arg("demo")
+        .current_dir(dir.path())
+        .env_remove("KEIKO_ADMIN_TOKEN")
+        .env("KEIKO_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(log)
+        .spawn()
+        .expect("spawn keiko-dns demo");
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+
+    let client = UdpClient::new(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 5300)),
+        Duration::from_millis(200),
+    );
+    let query =
+        <hickory_proto::op::Message as QueryExt>::query_for(&fqdn(FAILOVER_NAME), RecordType::A);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let answer = loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "demo exited with {status}; log:\n{}\n{}",
+                read("demo.out"),
+                read("demo.log")
+            );
+        }
+        if let Some(answer) = client.try_exchange(&query) {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "demo did not answer on 127.0.0.1:5300 within 15 s; log:\n{}",
+            read("demo.log")
+        );
+    };
+    assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+    let regions: Vec<IpAddr> = REGIONS.iter().map(|r| IpAddr::V4(r.v4)).collect();
+    let got = addresses(&answer);
+    assert!(
+        got.len() == 1 && regions.contains(&got[0]),
+        "api-contracts answers a region: {answer:#?}"
+    );
+    let endpoint = SocketAddr::from((Ipv4Addr::LOCALHOST, 18081));
+    assert_eq!(http_status(endpoint, "/health"), Some(200));
+    let guide = read("demo.out");
+    for needle in [
+        "dig @127.0.0.1 -p 5300",
+        "+subnet=81.2.69.142/32",
+        "keiko-dns failover --region us-east-1",
+        "127.0.0.1:18081/fail",
+    ] {
+        assert!(
+            guide.contains(needle),
+            "demo guide mentions {needle}:\n{guide}"
+        );
+    }
+
+    sigterm(child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("demo did not stop within 10 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        status.success(),
+        "demo exit: {status}; log:\n{}",
+        read("demo.log")
+    );
+}
