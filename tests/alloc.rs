@@ -74,19 +74,43 @@ fn answering_allocates_nothing() {
         ("static NS with glue, EDNS", query(zone, 2, true, None)),
         ("CNAME chain", query(&n("www"), 1, true, None)),
         ("failover", query(&n("api-contracts"), 1, false, None)),
-        ("failover AAAA, EDNS", query(&n("api-contracts"), 28, true, None)),
-        ("failover with ECS (residency)", query(&n("api-contracts"), 1, true, Some(&gb))),
-        ("weighted", query(&n("api-contracts-weighted"), 1, false, None)),
-        ("weighted with ECS", query(&n("api-contracts-weighted"), 1, true, Some(&gb))),
-        ("geo by source", query(&n("api-contracts-geo"), 1, false, None)),
-        ("geo ECS v4", query(&n("api-contracts-geo"), 1, true, Some(&gb))),
-        ("geo ECS v6", query(&n("api-contracts-geo"), 28, true, Some(&jp))),
+        (
+            "failover AAAA, EDNS",
+            query(&n("api-contracts"), 28, true, None),
+        ),
+        (
+            "failover with ECS (residency)",
+            query(&n("api-contracts"), 1, true, Some(&gb)),
+        ),
+        (
+            "weighted",
+            query(&n("api-contracts-weighted"), 1, false, None),
+        ),
+        (
+            "weighted with ECS",
+            query(&n("api-contracts-weighted"), 1, true, Some(&gb)),
+        ),
+        (
+            "geo by source",
+            query(&n("api-contracts-geo"), 1, false, None),
+        ),
+        (
+            "geo ECS v4",
+            query(&n("api-contracts-geo"), 1, true, Some(&gb)),
+        ),
+        (
+            "geo ECS v6",
+            query(&n("api-contracts-geo"), 28, true, Some(&jp)),
+        ),
         ("region", query(&n("api-contracts-eu-west"), 1, true, None)),
         ("NXDOMAIN", query(&n("missing"), 1, true, None)),
         ("NODATA", query(&n("api-contracts"), 16, false, None)),
         ("REFUSED", query("example.org", 1, true, None)),
         ("ANY", query(zone, 255, false, None)),
-        ("malformed", vec![0xab, 0xcd, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1]),
+        (
+            "malformed",
+            vec![0xab, 0xcd, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1],
+        ),
         ("too short", vec![1, 2, 3]),
     ];
     // The counter itself works: one box is one allocation.

@@ -607,6 +607,7 @@ impl Validator<'_> {
 
     fn records(&mut self, raw: Vec<Spanned<schema::Record>>, origin: &Name) -> Vec<Record> {
         let mut out: Vec<Record> = Vec::new();
+        let mut seen = HashSet::new();
         for r in raw {
             let r = r.into_inner();
             let text = r.name.get_ref();
@@ -621,7 +622,7 @@ impl Validator<'_> {
                     continue;
                 }
             };
-            if out.iter().any(|o| o.name == name) {
+            if !seen.insert(name.clone()) {
                 self.err(
                     r.name.span(),
                     "records.name",

@@ -74,15 +74,10 @@ impl Batch {
                 return Err(io::Error::last_os_error());
             }
             let n = n as usize;
-            for i in 0..n {
-                let truncated = hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            for (i, hdr) in hdrs.iter().enumerate().take(n) {
                 // A cut datagram is answered as the malformed thing it now is.
-                self.lens[i] = if truncated {
-                    RECV_SIZE.min(hdrs[i].msg_len as usize)
-                } else {
-                    hdrs[i].msg_len as usize
-                };
-                self.peer_lens[i] = hdrs[i].msg_hdr.msg_namelen;
+                self.lens[i] = (hdr.msg_len as usize).min(RECV_SIZE);
+                self.peer_lens[i] = hdr.msg_hdr.msg_namelen;
             }
             Ok(n)
         }

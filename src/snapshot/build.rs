@@ -23,9 +23,9 @@ const MAX_CHAIN: usize = 8;
 pub enum BuildError {
     #[error("cannot encode {name} {rtype}: {source}")]
     Encode {
-        name: Name,
+        name: String,
         rtype: RecordType,
-        source: ProtoError,
+        source: Box<ProtoError>,
     },
     #[error(transparent)]
     Geo(#[from] GeoError),
@@ -42,11 +42,11 @@ impl Compiled {
     ) -> Result<Compiled, BuildError> {
         let negative = zone_negative_soa(&zone);
         let encode_err = |name: &Name, rtype| {
-            let name = name.clone();
+            let name = name.to_string();
             move |source| BuildError::Encode {
                 name,
                 rtype,
-                source,
+                source: Box::new(source),
             }
         };
         let nxdomain = Prepared::negative(NXDOMAIN, &negative)
@@ -56,12 +56,28 @@ impl Compiled {
 
         let mut names: FxHashMap<Box<[u8]>, Node> = FxHashMap::default();
         let steered: BTreeSet<&Name> = config.records.iter().map(|r| &r.name).collect();
-        for (name, _) in &zone.nodes {
+        for name in zone.nodes.keys() {
             let node = static_node(&zone, name, &negative, &steered)?;
             names.insert(wire(name), Node::Static(node));
         }
+        // A steered answer's owner is always a pointer to the question, so
+        // its bytes depend only on region and TTL: encode each once.
+        let mut by_ttl: HashMap<u32, Arc<[(Prepared, Prepared)]>> = HashMap::new();
         for (index, record) in config.records.iter().enumerate() {
-            let node = steered_node(&config, index, &negative)?;
+            let answers = match by_ttl.get(&record.ttl) {
+                Some(a) => a.clone(),
+                None => {
+                    let a: Arc<[(Prepared, Prepared)]> =
+                        region_answers(&config, index, &negative)?.into();
+                    by_ttl.insert(record.ttl, a.clone());
+                    a
+                }
+            };
+            let node = SteeredNode {
+                record: index,
+                policy: record.policy,
+                answers,
+            };
             names.insert(wire(&record.name), Node::Steered(node));
         }
         let all: Vec<Name> = zone
@@ -149,9 +165,9 @@ fn static_node(
     let node = &zone.nodes[name];
     let enc = |qtype: RecordType, rcode, sections: &Sections<'_>| {
         Prepared::encode(name, qtype, rcode, sections).map_err(|source| BuildError::Encode {
-            name: name.clone(),
+            name: name.to_string(),
             rtype: qtype,
-            source,
+            source: Box::new(source),
         })
     };
     if let Some(cname) = node.get(&RecordType::CNAME) {
@@ -287,29 +303,32 @@ fn glue<'z>(zone: &'z Zone, records: &[Record]) -> Vec<&'z Record> {
     out
 }
 
-fn steered_node(
+/// A and AAAA answers of every region for record `index`.
+fn region_answers(
     config: &Config,
     index: usize,
     negative: &Record,
-) -> Result<SteeredNode, BuildError> {
+) -> Result<Vec<(Prepared, Prepared)>, BuildError> {
     let record = &config.records[index];
     let name = &record.name;
     let enc = |qtype: RecordType, records: Vec<Record>| {
-        let sections = if records.is_empty() {
-            Sections {
-                authority: vec![negative],
-                ..Default::default()
-            }
-        } else {
-            Sections {
-                answers: records.iter().collect(),
-                ..Default::default()
-            }
+        // The SOA of a NODATA answer is written uncompressed: these bytes
+        // serve names of every length.
+        if records.is_empty() {
+            return Prepared::negative(NOERROR, negative).map_err(|source| BuildError::Encode {
+                name: name.to_string(),
+                rtype: qtype,
+                source: Box::new(source),
+            });
+        }
+        let sections = Sections {
+            answers: records.iter().collect(),
+            ..Default::default()
         };
         Prepared::encode(name, qtype, NOERROR, &sections).map_err(|source| BuildError::Encode {
-            name: name.clone(),
+            name: name.to_string(),
             rtype: qtype,
-            source,
+            source: Box::new(source),
         })
     };
     let mut answers = Vec::with_capacity(config.regions.len());
@@ -326,11 +345,7 @@ fn steered_node(
             .collect();
         answers.push((enc(RecordType::A, a)?, enc(RecordType::AAAA, aaaa)?));
     }
-    Ok(SteeredNode {
-        record: index,
-        policy: record.policy,
-        answers: answers.into_boxed_slice(),
-    })
+    Ok(answers)
 }
 
 type Classified = (Vec<GeoClass>, ClientMap, ClientMap);

@@ -9,6 +9,7 @@
 //! Nothing here locks, awaits or allocates on lookup.
 
 mod build;
+pub mod explain;
 mod prepared;
 pub mod routing;
 
@@ -70,8 +71,9 @@ struct StaticNode {
 struct SteeredNode {
     record: usize,
     policy: Policy,
-    /// Indexed by region: (A answer, AAAA answer), NODATA where the region has none.
-    answers: Box<[(Prepared, Prepared)]>,
+    /// Indexed by region: (A answer, AAAA answer), NODATA where the region
+    /// has none. Shared by every steered name with the same TTL.
+    answers: Arc<[(Prepared, Prepared)]>,
 }
 
 /// What a query is answered with.
@@ -294,15 +296,28 @@ impl Compiled {
                                 + s.other.as_ref().map_or(0, prepared)
                                 + prepared(&s.any)
                         }
-                        Node::Steered(s) => s
-                            .answers
-                            .iter()
-                            .map(|(a, b)| prepared(a) + prepared(b))
-                            .sum(),
+                        Node::Steered(_) => 0,
                     }
             })
             .sum();
-        nodes + self.geo_map.memory_bytes() + self.residency_map.memory_bytes()
+        let mut shared: Vec<*const (Prepared, Prepared)> = Vec::new();
+        let steered: usize = self
+            .names
+            .values()
+            .filter_map(|n| match n {
+                Node::Steered(s) if !shared.contains(&s.answers.as_ptr()) => {
+                    shared.push(s.answers.as_ptr());
+                    Some(
+                        s.answers
+                            .iter()
+                            .map(|(a, b)| prepared(a) + prepared(b))
+                            .sum::<usize>(),
+                    )
+                }
+                _ => None,
+            })
+            .sum();
+        nodes + steered + self.geo_map.memory_bytes() + self.residency_map.memory_bytes()
     }
 }
 

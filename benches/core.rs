@@ -1,0 +1,190 @@
+//! The answer core per query class, snapshot building, growth to 10,000
+//! names and 100 regions, and the time from a health verdict to new answers.
+//!
+//! `cargo bench --bench core`; numbers are per query on this machine, so
+//! compare classes and runs with each other, not with other machines.
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use keiko_dns::control::{Control, load};
+use keiko_dns::dataplane::{Stats, Transport, Worker};
+use keiko_dns::snapshot::{Compiled, Snapshot};
+
+fn query(name: &str, qtype: u16, ecs: Option<&[u8]>) -> Vec<u8> {
+    let mut p = vec![0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
+    for label in name.split('.') {
+        p.push(label.len() as u8);
+        p.extend_from_slice(label.as_bytes());
+    }
+    p.extend_from_slice(&[0, (qtype >> 8) as u8, qtype as u8, 0, 1]);
+    let opt = ecs.map_or(vec![], |e| [&[0u8, 8, 0, e.len() as u8][..], e].concat());
+    p.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0, 0]);
+    p.extend_from_slice(&(opt.len() as u16).to_be_bytes());
+    p.extend_from_slice(&opt);
+    p
+}
+
+fn default_config() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/keiko.toml")
+}
+
+fn snapshot_of(config: &Path) -> Snapshot {
+    let loaded = load(config).expect("config loads");
+    let n = loaded.config.regions.len();
+    let compiled = Compiled::build(loaded.config, loaded.zone, loaded.geo, 2).expect("compiles");
+    Snapshot::new(Arc::new(compiled), vec![true; n], 1)
+}
+
+const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1));
+
+fn per_class(c: &mut Criterion) {
+    let snap = snapshot_of(&default_config());
+    let mut worker = Worker::new(0, Arc::new(Stats::new(2)));
+    let mut out = Vec::with_capacity(65535);
+    let zone = "keiko.example.com";
+    let n = |s: &str| format!("{s}.{zone}");
+    let gb: &[u8] = &[0, 1, 24, 0, 81, 2, 69];
+    let us: &[u8] = &[0, 1, 24, 0, 216, 160, 83];
+    let jp: &[u8] = &[0, 2, 48, 0, 0x20, 0x01, 0x02, 0x18, 0, 0];
+    let classes: Vec<(&str, Vec<u8>)> = vec![
+        ("static", query(&n("api-contracts-us-east"), 1, None)),
+        ("failover", query(&n("api-contracts"), 1, None)),
+        ("weighted", query(&n("api-contracts-weighted"), 1, None)),
+        ("geo_ecs_v4_gb", query(&n("api-contracts-geo"), 1, Some(gb))),
+        ("geo_ecs_v4_us", query(&n("api-contracts-geo"), 1, Some(us))),
+        (
+            "geo_ecs_v6_jp",
+            query(&n("api-contracts-geo"), 28, Some(jp)),
+        ),
+        ("nxdomain", query(&n("no-such-name"), 1, None)),
+        (
+            "malformed",
+            vec![0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c],
+        ),
+    ];
+    let mut group = c.benchmark_group("answer");
+    for (name, q) in &classes {
+        group.bench_function(*name, |b| {
+            b.iter(|| worker.answer(&snap, black_box(q), CLIENT, Transport::Udp, &mut out))
+        });
+    }
+    group.finish();
+}
+
+/// A config with `names` steered names over `regions` regions, and its zone.
+fn generated(dir: &Path, names: usize, regions: usize) -> std::path::PathBuf {
+    let zone = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/keiko.example.com.zone"),
+    )
+    .expect("default zone");
+    std::fs::write(dir.join("zone"), zone).expect("write zone");
+    let mut toml = String::from(
+        "[server]\ndns_listen = [\"127.0.0.1:5300\"]\nadmin_listen = \"127.0.0.1:9300\"\nregion = \"r1\"\nstate_dir = \"var\"\n\
+         [zone]\norigin = \"keiko.example.com.\"\nfile = \"zone\"\n",
+    );
+    for r in 1..=regions {
+        let _ = write!(
+            toml,
+            "[[regions]]\nname = \"r{r}\"\npriority = {r}\nweight = {}\nendpoint = \"https://r{r}.keiko.example.com\"\naddresses = [\"192.0.2.{}\", \"2001:db8::{r:x}\"]\n",
+            1 + r % 7,
+            r % 250 + 1
+        );
+    }
+    let policies = ["failover", "weighted"];
+    for i in 0..names {
+        let _ = write!(
+            toml,
+            "[[records]]\nname = \"svc-{i}\"\npolicy = \"{}\"\n",
+            policies[i % 2]
+        );
+    }
+    let path = dir.join("keiko.toml");
+    std::fs::write(&path, toml).expect("write config");
+    path
+}
+
+fn growth(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = generated(dir.path(), 10_000, 100);
+    let small = generated(&dir.path().join("small").tap_mkdir(), 7, 3);
+    let mut group = c.benchmark_group("build");
+    group.sample_size(10);
+    group.bench_function("load_and_compile_default", |b| {
+        b.iter(|| snapshot_of(&default_config()))
+    });
+    group.bench_function("load_and_compile_10k_names_100_regions", |b| {
+        b.iter(|| snapshot_of(&big))
+    });
+    group.finish();
+
+    let big_snap = snapshot_of(&big);
+    eprintln!(
+        "10k names / 100 regions: {} names, snapshot about {} KiB",
+        big_snap.compiled.name_count(),
+        big_snap.compiled.memory_bytes() / 1024
+    );
+    let small_snap = snapshot_of(&small);
+    let mut worker = Worker::new(0, Arc::new(Stats::new(2)));
+    let mut out = Vec::with_capacity(65535);
+    let mut group = c.benchmark_group("answer_growth");
+    for (label, snap, name) in [
+        ("7_names_failover", &small_snap, "svc-4.keiko.example.com"),
+        (
+            "10k_names_failover",
+            &big_snap,
+            "svc-5000.keiko.example.com",
+        ),
+        ("7_names_weighted", &small_snap, "svc-5.keiko.example.com"),
+        (
+            "10k_names_weighted",
+            &big_snap,
+            "svc-5001.keiko.example.com",
+        ),
+    ] {
+        let q = query(name, 1, None);
+        group.bench_function(label, |b| {
+            b.iter(|| worker.answer(snap, black_box(&q), CLIENT, Transport::Udp, &mut out))
+        });
+    }
+    group.finish();
+}
+
+/// From a health verdict to the new answer being what a worker loads.
+fn verdict_to_answer(c: &mut Criterion) {
+    let control = Control::start(&default_config(), 2).expect("starts");
+    let table: Arc<ArcSwap<Snapshot>> = control.table();
+    let mut down = false;
+    c.bench_function("health_verdict_to_new_snapshot", |b| {
+        b.iter_batched(
+            || {
+                down = !down;
+                down
+            },
+            |down| {
+                control.set_health(&[("us-east-1", !down)]);
+                black_box(table.load().healthy[0])
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+trait TapMkdir {
+    fn tap_mkdir(self) -> Self;
+}
+
+impl TapMkdir for std::path::PathBuf {
+    fn tap_mkdir(self) -> Self {
+        std::fs::create_dir_all(&self).expect("mkdir");
+        self
+    }
+}
+
+criterion_group!(benches, per_class, growth, verdict_to_answer);
+criterion_main!(benches);
