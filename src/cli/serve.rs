@@ -113,13 +113,20 @@ fn serve(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+const COOKIE_ROTATION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Runs until a stop signal; reloads on SIGHUP.
 async fn control_plane(plane: &Plane) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    // RFC 9018 suggests rotating the cookie secret regularly; the old one
+    // stays valid for one more period.
+    let mut rotate = tokio::time::interval(COOKIE_ROTATION);
+    rotate.tick().await;
     loop {
         tokio::select! {
+            _ = rotate.tick() => plane.control.rotate_cookie_secret(),
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading");
                 // Errors are logged by the reload itself; the old config keeps serving.

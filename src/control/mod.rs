@@ -17,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::config::Policy;
 use crate::dataplane::Stats;
+use crate::dataplane::cookie::CookieKeys;
 use crate::health::Publish;
 use crate::net::Table;
 use crate::snapshot::{AnswerCounters, BuildError, Compiled, Snapshot};
@@ -55,6 +56,7 @@ struct Inner {
     healthy: Vec<(String, bool)>,
     /// Answer counters of earlier compilations, still summed into metrics.
     retired: Vec<Arc<AnswerCounters>>,
+    cookies: Arc<CookieKeys>,
 }
 
 impl Control {
@@ -76,6 +78,7 @@ impl Control {
             .map(|r| (r.name.clone(), true))
             .collect();
         let snapshot = Snapshot::new(compiled.clone(), healthy.iter().map(|h| h.1).collect(), 1);
+        let cookies = snapshot.cookies.clone();
         Ok(Control {
             config_path: config_path.to_owned(),
             table: Arc::new(ArcSwap::from_pointee(snapshot)),
@@ -85,6 +88,7 @@ impl Control {
                 compiled,
                 healthy,
                 retired: Vec::new(),
+                cookies,
             }),
             version: AtomicU64::new(1),
             reloads_ok: AtomicU64::new(0),
@@ -179,6 +183,14 @@ impl Control {
             .collect();
         let retired = std::mem::replace(&mut inner.compiled, compiled);
         inner.retired.push(retired.counters.clone());
+        if let Some(current) = loaded.config.server.cookie_secret
+            && inner.cookies.current != current
+        {
+            inner.cookies = Arc::new(CookieKeys {
+                current,
+                previous: Some(inner.cookies.current),
+            });
+        }
         inner.loaded = loaded;
         self.publish(&inner);
         Ok(())
@@ -209,10 +221,31 @@ impl Control {
         region.addresses.iter().map(ToString::to_string).collect()
     }
 
+    /// Replaces the cookie secret, keeping the old one valid (RFC 9018
+    /// section 4.2). A secret set in config is shared with other servers
+    /// and left alone.
+    pub fn rotate_cookie_secret(&self) {
+        let mut inner = self.lock();
+        if inner.loaded.config.server.cookie_secret.is_some() {
+            return;
+        }
+        inner.cookies = Arc::new(inner.cookies.rotated());
+        self.publish(&inner);
+        tracing::debug!("rotated the DNS cookie secret");
+    }
+
     fn publish(&self, inner: &Inner) -> u64 {
         let version = self.version.fetch_add(1, Ordering::Relaxed) + 1;
         let healthy = inner.healthy.iter().map(|h| h.1).collect();
-        let snapshot = Snapshot::new(inner.compiled.clone(), healthy, version);
+        let snapshot = Snapshot::with_cookies(
+            inner.compiled.clone(),
+            healthy,
+            version,
+            inner.cookies.clone(),
+        );
+        if snapshot.failover_default().fail_open {
+            tracing::warn!("no region is healthy: answering as if all were (fail open)");
+        }
         self.table.store(Arc::new(snapshot));
         version
     }

@@ -3,18 +3,24 @@
 //! through [`Worker::answer`]; it never locks, awaits or allocates (the
 //! output buffer keeps its capacity between queries).
 
+pub mod cookie;
 mod parse;
+pub mod rrl;
 pub mod stats;
 
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
 use crate::snapshot::{Lookup, Snapshot};
+use cookie::Verdict;
 pub use parse::{ClientSubnet, Edns, Malformed, Query, parse};
 use parse::{HEADER_LEN, TYPE_OPT};
+use rrl::Decision;
 pub use stats::{Rcode, Stats, Transport};
 
 /// Our EDNS UDP payload size: the DNS Flag Day 2020 value, which avoids IP
@@ -37,12 +43,17 @@ const TYPE_AXFR: u16 = 252;
 const TYPE_ANY: u16 = 255;
 const OPTION_NSID: u16 = 3;
 const OPTION_SUBNET: u16 = 8;
+const OPTION_COOKIE: u16 = 10;
+const TYPE_TSIG: u16 = 250;
+const TSIG_BADKEY: u16 = 17;
 
 /// One data-plane worker: its counters row and its random numbers.
 pub struct Worker {
     pub index: usize,
     rng: SmallRng,
     stats: Arc<Stats>,
+    /// Responses this worker has dropped by rate limiting, for slipping.
+    drops: u32,
 }
 
 impl Worker {
@@ -51,6 +62,7 @@ impl Worker {
             index,
             rng: SmallRng::seed_from_u64(rand::random()),
             stats,
+            drops: 0,
         }
     }
 
@@ -80,8 +92,31 @@ impl Worker {
         };
         let mut r = Response::new(&query, packet, transport);
         let rcode = self.respond(snap, &query, client, &mut r, out);
-        let truncated = r.finish(out);
+        let mut truncated = r.finish(out);
         let stats = self.stats.row(self.index);
+        if transport == Transport::Udp
+            && let Some(limiter) = &snap.compiled.rate_limiter
+            && !r.trusted
+            && !limiter.exempt(client)
+        {
+            match limiter.decide(
+                client,
+                response_kind(&query, rcode),
+                unix_seconds(),
+                &mut self.drops,
+            ) {
+                Decision::Send => {}
+                Decision::Drop => {
+                    stats.rate_limited();
+                    return false;
+                }
+                Decision::Slip => {
+                    stats.slipped();
+                    r.truncate(out);
+                    truncated = false;
+                }
+            }
+        }
         if truncated {
             stats.truncated();
         }
@@ -98,6 +133,24 @@ impl Worker {
         out: &mut Vec<u8>,
     ) -> Rcode {
         let config = snap.config();
+        if let Some(c) = q.edns.as_ref().and_then(|e| e.cookie) {
+            // The cookie is bound to the address the packet came from, not
+            // to an ECS address, which anyone can claim.
+            let now = unix_seconds();
+            let sent = &c.server[..c.server_len as usize];
+            r.trusted = matches!(
+                cookie::check(&snap.cookies, &c.client, sent, client, now),
+                Verdict::Valid { .. }
+            );
+            let fresh = cookie::server_cookie(&snap.cookies.current, &c.client, client, now);
+            r.cookie[..8].copy_from_slice(&c.client);
+            r.cookie[8..].copy_from_slice(&fresh);
+            r.send_cookie = true;
+        }
+        if !q.has_question {
+            r.header(0, false, [0, 0, 0], out);
+            return Rcode::NoError;
+        }
         if let Some(nsid) = &config.server.nsid
             && q.edns.as_ref().is_some_and(|e| e.nsid)
         {
@@ -109,7 +162,9 @@ impl Worker {
         if q.opcode() != 0 {
             return r.error(Rcode::NotImp, out);
         }
-        if q.tsig {
+        if q.tsig.is_some() {
+            // No TSIG keys are configured, so every key is unknown (RFC 8945 5.2).
+            r.badkey = true;
             return r.error(Rcode::NotAuth, out);
         }
         match q.qclass {
@@ -189,6 +244,13 @@ struct Response<'a> {
     ext_rcode: u8,
     scope: u8,
     nsid: Option<&'a [u8]>,
+    /// Client cookie and our fresh server cookie, sent when `send_cookie`.
+    cookie: [u8; 24],
+    send_cookie: bool,
+    /// The query carried a valid server cookie: exempt from rate limiting.
+    trusted: bool,
+    /// Answer a TSIG-signed query with a BADKEY TSIG record.
+    badkey: bool,
     /// Length of header plus question, where truncation cuts.
     question_end: usize,
 }
@@ -207,6 +269,10 @@ impl<'a> Response<'a> {
             ext_rcode: 0,
             scope: 0,
             nsid: None,
+            cookie: [0; 24],
+            send_cookie: false,
+            trusted: false,
+            badkey: false,
             question_end: 0,
         }
     }
@@ -219,10 +285,10 @@ impl<'a> Response<'a> {
         if aa {
             flags |= FLAG_AA;
         }
-        let additional = counts[2] + u16::from(q.edns.is_some());
+        let additional = counts[2] + self.extra_records();
         out.extend_from_slice(&q.id.to_be_bytes());
         out.extend_from_slice(&flags.to_be_bytes());
-        for n in [1, counts[0], counts[1], additional] {
+        for n in [u16::from(q.has_question), counts[0], counts[1], additional] {
             out.extend_from_slice(&n.to_be_bytes());
         }
         out.extend_from_slice(&self.packet[HEADER_LEN..q.question_end]);
@@ -237,19 +303,62 @@ impl<'a> Response<'a> {
         rcode
     }
 
-    /// Appends OPT; if the whole does not fit the client's limit, cuts back
-    /// to the question and sets TC. Returns whether it truncated.
+    /// OPT and TSIG records this response appends after the sections.
+    fn extra_records(&self) -> u16 {
+        u16::from(self.query.edns.is_some()) + u16::from(self.tsig_parts().is_some())
+    }
+
+    /// Appends OPT (and TSIG); if the whole does not fit the client's
+    /// limit, cuts back to the question and sets TC. Returns whether it
+    /// truncated.
     fn finish(&self, out: &mut Vec<u8>) -> bool {
-        self.opt(out);
+        self.trailer(out);
         if out.len() <= self.limit {
             return false;
         }
+        self.truncate(out);
+        true
+    }
+
+    /// Cuts the response back to header and question, with TC set.
+    fn truncate(&self, out: &mut Vec<u8>) {
         out.truncate(self.question_end);
         out[2] |= (FLAG_TC >> 8) as u8;
-        let additional = u16::from(self.query.edns.is_some());
+        let additional = self.extra_records();
         out[6..12].copy_from_slice(&[0, 0, 0, 0, (additional >> 8) as u8, additional as u8]);
+        self.trailer(out);
+    }
+
+    fn trailer(&self, out: &mut Vec<u8>) {
         self.opt(out);
-        true
+        self.tsig(out);
+    }
+
+    fn tsig_parts(&self) -> Option<(&[u8], &[u8])> {
+        let t = self.query.tsig.as_ref().filter(|_| self.badkey)?;
+        Some((
+            self.packet.get(t.owner.clone()?)?,
+            self.packet.get(t.algorithm_and_time.clone()?)?,
+        ))
+    }
+
+    /// RFC 8945 5.2: an unsigned TSIG record naming the key, with error
+    /// BADKEY and an empty MAC.
+    fn tsig(&self, out: &mut Vec<u8>) {
+        let Some((owner, algorithm_and_time)) = self.tsig_parts() else {
+            return;
+        };
+        out.extend_from_slice(owner);
+        out.extend_from_slice(&TYPE_TSIG.to_be_bytes());
+        out.extend_from_slice(&[0, 255, 0, 0, 0, 0]);
+        // MAC size, original ID, error, other length.
+        let rdlen = algorithm_and_time.len() + 2 + 2 + 2 + 2;
+        out.extend_from_slice(&(rdlen as u16).to_be_bytes());
+        out.extend_from_slice(algorithm_and_time);
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&self.query.id.to_be_bytes());
+        out.extend_from_slice(&TSIG_BADKEY.to_be_bytes());
+        out.extend_from_slice(&[0, 0]);
     }
 
     fn opt(&self, out: &mut Vec<u8>) {
@@ -270,9 +379,32 @@ impl<'a> Response<'a> {
         if let Some(s) = &edns.subnet {
             write_subnet(s, self.scope, out);
         }
+        if self.send_cookie {
+            out.extend_from_slice(&OPTION_COOKIE.to_be_bytes());
+            out.extend_from_slice(&24u16.to_be_bytes());
+            out.extend_from_slice(&self.cookie);
+        }
         let rdlen = (out.len() - rdlen_at - 2) as u16;
         out[rdlen_at..rdlen_at + 2].copy_from_slice(&rdlen.to_be_bytes());
     }
+}
+
+/// What makes responses "identical" for rate limiting: the name and type
+/// of positive answers, the zone for NXDOMAIN, the code for errors.
+fn response_kind(q: &Query, rcode: Rcode) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    (rcode as u8).hash(&mut h);
+    if rcode == Rcode::NoError {
+        q.qname().hash(&mut h);
+        q.qtype.hash(&mut h);
+    }
+    h.finish()
+}
+
+fn unix_seconds() -> u32 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32)
 }
 
 /// RFC 7871 section 7.2.1: echo family, source prefix and address; add the

@@ -27,7 +27,16 @@ pub struct Query {
     pub qclass: u16,
     pub edns: Option<Edns>,
     /// A TSIG record closes the additional section.
-    pub tsig: bool,
+    pub tsig: Option<Tsig>,
+    /// False for a cookie-only query (QDCOUNT 0).
+    pub has_question: bool,
+}
+
+/// Byte ranges of a query's TSIG record, for the BADKEY answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tsig {
+    pub owner: Option<std::ops::Range<usize>>,
+    pub algorithm_and_time: Option<std::ops::Range<usize>>,
 }
 
 impl Query {
@@ -109,7 +118,7 @@ pub fn parse(packet: &[u8]) -> Result<Query, Malformed> {
     let count = |i: usize| u16::from_be_bytes([packet[4 + 2 * i], packet[5 + 2 * i]]);
     let (qd, an, ns, ar) = (count(0), count(1), count(2), count(3));
     let formerr = |question_end, edns| Malformed::FormErr { question_end, edns };
-    if qd != 1 {
+    if qd > 1 {
         return Err(formerr(None, false));
     }
     let mut query = Query {
@@ -121,10 +130,11 @@ pub fn parse(packet: &[u8]) -> Result<Query, Malformed> {
         qtype: 0,
         qclass: 0,
         edns: None,
-        tsig: false,
+        tsig: None,
+        has_question: qd == 1,
     };
     let mut at = HEADER_LEN;
-    loop {
+    while query.has_question {
         let len = *packet.get(at).ok_or(formerr(None, false))? as usize;
         if len & 0xc0 != 0 {
             // Compression or extended labels: never valid in the first name.
@@ -144,9 +154,11 @@ pub fn parse(packet: &[u8]) -> Result<Query, Malformed> {
             break;
         }
     }
-    query.qtype = u16_at(packet, at).ok_or(formerr(None, false))?;
-    query.qclass = u16_at(packet, at + 2).ok_or(formerr(None, false))?;
-    at += 4;
+    if query.has_question {
+        query.qtype = u16_at(packet, at).ok_or(formerr(None, false))?;
+        query.qclass = u16_at(packet, at + 2).ok_or(formerr(None, false))?;
+        at += 4;
+    }
     query.question_end = at;
     let formerr_q = |edns| formerr(Some(query.question_end), edns);
     if query.qtype == TYPE_OPT {
@@ -165,13 +177,47 @@ pub fn parse(packet: &[u8]) -> Result<Query, Malformed> {
                 }
                 query.edns = Some(parse_opt(packet, &rr).ok_or(formerr_q(true))?);
             }
-            TYPE_TSIG if i + 1 == ar => query.tsig = true,
+            TYPE_TSIG if i + 1 == ar => query.tsig = Some(parse_tsig(packet, at, &rr)),
             TYPE_TSIG => return Err(formerr_q(query.edns.is_some())),
             _ => {}
         }
         at = rr.next;
     }
+    // Without a question only a cookie exchange makes sense (RFC 7873 5.4).
+    if !query.has_question && query.edns.as_ref().is_none_or(|e| e.cookie.is_none()) {
+        return Err(formerr(None, query.edns.is_some()));
+    }
     Ok(query)
+}
+
+/// Where the parts of a TSIG record that an error response repeats sit in
+/// the packet; `None` when its names are compressed (then no TSIG record is
+/// sent back, only NOTAUTH).
+fn parse_tsig(p: &[u8], start: usize, rr: &RawRecord) -> Tsig {
+    let owner = start..start + rr.name_len;
+    let uncompressed =
+        |r: &std::ops::Range<usize>| p.get(r.clone()).is_some_and(|n| n.last() == Some(&0));
+    let algorithm_end = (|| {
+        let mut at = rr.rdata.start;
+        loop {
+            let len = *p.get(at)? as usize;
+            if len & 0xc0 != 0 {
+                return None;
+            }
+            at += 1 + len;
+            if len == 0 {
+                return Some(at);
+            }
+        }
+    })();
+    match algorithm_end {
+        // Algorithm name, then time signed (6) and fudge (2).
+        Some(end) if uncompressed(&owner) && end + 8 <= rr.rdata.end => Tsig {
+            owner: Some(owner),
+            algorithm_and_time: Some(rr.rdata.start..end + 8),
+        },
+        _ => Tsig::default(),
+    }
 }
 
 struct RawRecord {

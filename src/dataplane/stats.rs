@@ -70,6 +70,10 @@ pub struct WorkerStats {
     /// Packets not answered: unparseable, or responses sent to us.
     pub dropped: AtomicU64,
     pub truncated: AtomicU64,
+    /// Dropped by response rate limiting.
+    pub rate_limited: AtomicU64,
+    /// Sent truncated by response rate limiting.
+    pub slipped: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -92,6 +96,12 @@ impl WorkerStats {
     pub fn truncated(&self) {
         bump(&self.truncated);
     }
+    pub fn rate_limited(&self) {
+        bump(&self.rate_limited);
+    }
+    pub fn slipped(&self) {
+        bump(&self.slipped);
+    }
 }
 
 /// Every worker's counters; one row per worker.
@@ -109,6 +119,8 @@ pub struct Totals {
     pub fail_open: u64,
     pub dropped: u64,
     pub truncated: u64,
+    pub rate_limited: u64,
+    pub slipped: u64,
 }
 
 impl Stats {
@@ -140,6 +152,8 @@ impl Stats {
             t.fail_open += get(&row.fail_open);
             t.dropped += get(&row.dropped);
             t.truncated += get(&row.truncated);
+            t.rate_limited += get(&row.rate_limited);
+            t.slipped += get(&row.slipped);
         }
         t
     }

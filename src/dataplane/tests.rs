@@ -480,3 +480,186 @@ fn counters_move_with_traffic() {
         .sum();
     assert_eq!(answered, 1);
 }
+
+fn cookie_option(out: &[u8]) -> Option<Vec<u8>> {
+    let m = Message::from_vec(out).ok()?;
+    let edns = m.edns?;
+    let raw = edns.options().as_ref().iter().find_map(|(code, opt)| {
+        (u16::from(*code) == 10).then(|| {
+            let mut buf = Vec::new();
+            let mut enc = hickory_proto::serialize::binary::BinEncoder::new(&mut buf);
+            hickory_proto::serialize::binary::BinEncodable::emit(opt, &mut enc).ok()?;
+            Some(buf)
+        })
+    });
+    raw.flatten()
+}
+
+#[test]
+fn a_client_cookie_gets_a_server_cookie_back_and_it_is_recognised() {
+    let mut f = fixture();
+    let out = f
+        .raw(
+            &q("api-contracts.keiko.example.com", 1)
+                .option(10, b"abcdefgh")
+                .wire(),
+            Transport::Udp,
+        )
+        .unwrap();
+    let tail = &out[out.len() - 28..];
+    assert_eq!(
+        &tail[..4],
+        &[0, 10, 0, 24],
+        "COOKIE option with 8 + 16 bytes"
+    );
+    assert_eq!(&tail[4..12], b"abcdefgh", "client cookie echoed");
+    assert_eq!(tail[12], 1, "RFC 9018 version 1");
+    let full = tail[4..].to_vec();
+    // Sent back: still NOERROR, and trusted (checked through rate limiting below).
+    let m = f.ask(&q("api-contracts.keiko.example.com", 1).option(10, &full));
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(
+        cookie_option(
+            &f.raw(
+                &q("keiko.example.com", 6).option(10, &full).wire(),
+                Transport::Udp
+            )
+            .unwrap()
+        )
+        .is_some()
+    );
+}
+
+#[test]
+fn malformed_cookies_are_formerr_and_bad_server_cookies_are_just_replaced() {
+    let mut f = fixture();
+    let out = f
+        .raw(
+            &q("keiko.example.com", 6).option(10, b"short").wire(),
+            Transport::Udp,
+        )
+        .unwrap();
+    assert_eq!(out[3] & 0xf, 1, "a 5-byte cookie is FORMERR");
+    let mut forged = b"abcdefgh".to_vec();
+    forged.extend_from_slice(&[1, 0, 0, 0, 9, 9, 9, 9, 1, 2, 3, 4, 5, 6, 7, 8]);
+    let m = f.ask(&q("keiko.example.com", 6).option(10, &forged));
+    assert_eq!(
+        m.metadata.response_code,
+        ResponseCode::NoError,
+        "no BADCOOKIE without a policy that needs it"
+    );
+}
+
+#[test]
+fn a_cookie_only_query_without_a_question_is_answered() {
+    let mut f = fixture();
+    let mut p = vec![0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    p.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 12, 0, 10, 0, 8]);
+    p.extend_from_slice(b"abcdefgh");
+    let out = f.raw(&p, Transport::Udp).unwrap();
+    let m = Message::from_vec(&out).unwrap();
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.queries.is_empty());
+    assert_eq!(&out[out.len() - 24..out.len() - 16], b"abcdefgh");
+    // Without a cookie, no question is still FORMERR.
+    let out = f
+        .raw(&[0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], Transport::Udp)
+        .unwrap();
+    assert_eq!(out[3] & 0xf, 1);
+}
+
+#[test]
+fn tsig_with_an_unknown_key_is_notauth_badkey() {
+    let mut f = fixture();
+    let mut query = q("api-contracts.keiko.example.com", 1);
+    // key name "k.", algorithm "hmac-sha256.", time, fudge, MAC of 32 bytes, id, error, other.
+    let mut rdata = vec![11];
+    rdata.extend_from_slice(b"hmac-sha256");
+    rdata.push(0);
+    rdata.extend_from_slice(&[0, 0, 0x6a, 0, 0, 0, 1, 44]);
+    rdata.extend_from_slice(&[0, 32]);
+    rdata.extend_from_slice(&[7; 32]);
+    rdata.extend_from_slice(&[0x12, 0x34, 0, 0, 0, 0]);
+    query.extra = vec![1, b'k', 0, 0, 250, 0, 255, 0, 0, 0, 0];
+    query
+        .extra
+        .extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    query.extra.extend_from_slice(&rdata);
+    query.arcount_extra = 1;
+    let out = f.raw(&query.wire(), Transport::Udp).unwrap();
+    assert_eq!(out[3] & 0xf, 9, "NOTAUTH");
+    let m = Message::from_vec(&out).expect("parses");
+    let tsig_name = m
+        .signature
+        .as_ref()
+        .map(|t| t.name.to_string())
+        .or_else(|| {
+            m.additionals
+                .iter()
+                .find(|r| r.record_type() == RecordType::TSIG)
+                .map(|r| r.name.to_string())
+        });
+    assert_eq!(
+        tsig_name.as_deref(),
+        Some("k."),
+        "a TSIG record comes back: {m:?}"
+    );
+    assert!(
+        out.ends_with(&[0x12, 0x34, 0, 17, 0, 0]),
+        "error BADKEY, no other data"
+    );
+}
+
+#[test]
+fn rate_limiting_drops_and_slips_but_spares_cookie_holders() {
+    let mut config = testutil::CONFIG.to_string();
+    config.push_str(
+        "\n[rate_limit]\nresponses_per_second = 5\nslip = 2\nexempt = [\"10.0.0.0/8\"]\n",
+    );
+    let snap = Snapshot::new(
+        testutil::compiled_from(&config, testutil::ZONE),
+        vec![true; 3],
+        1,
+    );
+    let stats = Arc::new(Stats::new(2));
+    let mut worker = Worker::new(0, stats.clone());
+    let mut out = Vec::with_capacity(MAX_MESSAGE);
+    let attacker: IpAddr = "198.51.100.7".parse().unwrap();
+    let wire = q("api-contracts.keiko.example.com", 1).edns(1232).wire();
+    let mut sent = 0;
+    let mut slipped = 0;
+    for _ in 0..25 {
+        if worker.answer(&snap, &wire, attacker, Transport::Udp, &mut out) {
+            sent += 1;
+            if out[2] & 0x02 != 0 {
+                slipped += 1;
+            }
+        }
+    }
+    assert_eq!(sent - slipped, 5, "the rate");
+    assert_eq!(slipped, 10, "every second drop is sent truncated");
+    let t = stats.totals();
+    assert_eq!((t.rate_limited, t.slipped), (10, 10));
+    // TCP is never limited; exempt networks are not either.
+    assert!(worker.answer(&snap, &wire, attacker, Transport::Tcp, &mut out));
+    assert_eq!(out[2] & 0x02, 0);
+    let friend: IpAddr = "10.1.2.3".parse().unwrap();
+    for _ in 0..20 {
+        assert!(worker.answer(&snap, &wire, friend, Transport::Udp, &mut out));
+        assert_eq!(out[2] & 0x02, 0);
+    }
+    // A client with a valid server cookie is trusted.
+    let first = q("api-contracts.keiko.example.com", 1)
+        .option(10, b"abcdefgh")
+        .wire();
+    let resolver: IpAddr = "192.0.2.200".parse().unwrap();
+    assert!(worker.answer(&snap, &first, resolver, Transport::Udp, &mut out));
+    let cookie = out[out.len() - 24..].to_vec();
+    let returning = q("api-contracts.keiko.example.com", 1)
+        .option(10, &cookie)
+        .wire();
+    for _ in 0..50 {
+        assert!(worker.answer(&snap, &returning, resolver, Transport::Udp, &mut out));
+        assert_eq!(out[2] & 0x02, 0, "never truncated");
+    }
+}

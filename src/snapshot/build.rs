@@ -12,6 +12,7 @@ use rustc_hash::FxHashMap;
 use super::prepared::{NOERROR, NXDOMAIN, Prepared, Sections};
 use super::{AnswerCounters, Compiled, GeoClass, Node, StaticNode, SteeredNode};
 use crate::config::{Config, Policy, RegionId};
+use crate::dataplane::rrl::RateLimiter;
 use crate::geo::{ClientMap, GeoDb, GeoError};
 use crate::zone::Zone;
 
@@ -107,7 +108,9 @@ impl Compiled {
             config.regions.iter().map(|r| r.name.clone()).collect(),
             workers,
         ));
+        let rate_limiter = config.rate_limit.as_ref().map(RateLimiter::new);
         Ok(Compiled {
+            rate_limiter,
             origin: wire(&zone.origin),
             names,
             nxdomain,

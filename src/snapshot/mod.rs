@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustc_hash::FxHashMap;
 
 use crate::config::{Config, Policy, RegionId};
+use crate::dataplane::cookie::CookieKeys;
+use crate::dataplane::rrl::RateLimiter;
 use crate::geo::{ClientMap, GeoDb};
 use crate::zone::Zone;
 pub use build::{BuildError, relative};
@@ -46,6 +48,8 @@ pub struct Compiled {
     /// Geo classes: a preference list and the residency block (if any).
     pub geo_classes: Vec<GeoClass>,
     pub counters: Arc<AnswerCounters>,
+    /// Response rate limiting, when `[rate_limit]` is set.
+    pub rate_limiter: Option<RateLimiter>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,11 +103,30 @@ pub struct Snapshot {
     /// Per geo class.
     geo: Box<[Choice]>,
     pub version: u64,
+    /// Secrets for DNS Cookies; the control plane rotates them.
+    pub cookies: Arc<CookieKeys>,
 }
 
 impl Snapshot {
-    /// Routes `compiled` for the given region health.
+    /// Routes `compiled` for the given region health, with cookie secrets
+    /// from config (or fresh random ones).
     pub fn new(compiled: Arc<Compiled>, healthy: Vec<bool>, version: u64) -> Snapshot {
+        let cookies = Arc::new(match compiled.config.server.cookie_secret {
+            Some(current) => CookieKeys {
+                current,
+                previous: None,
+            },
+            None => CookieKeys::random(),
+        });
+        Snapshot::with_cookies(compiled, healthy, version, cookies)
+    }
+
+    pub fn with_cookies(
+        compiled: Arc<Compiled>,
+        healthy: Vec<bool>,
+        version: u64,
+        cookies: Arc<CookieKeys>,
+    ) -> Snapshot {
         let config = &compiled.config;
         let residency_classes = 1 + config.residency.len();
         let block = |class: usize| class.checked_sub(1);
@@ -125,6 +148,7 @@ impl Snapshot {
             geo,
             compiled,
             version,
+            cookies,
         }
     }
 
