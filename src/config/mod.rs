@@ -39,7 +39,7 @@ pub struct Config {
     pub notify: Vec<Notify>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Server {
     pub dns_listen: Vec<SocketAddr>,
     pub admin_listen: SocketAddr,
@@ -49,6 +49,23 @@ pub struct Server {
     pub nsid: Option<String>,
     pub version: Option<String>,
     pub cookie_secret: Option<[u8; 16]>,
+}
+
+/// Secrets are never printed, even in debug output.
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |set: bool| if set { Some("<redacted>") } else { None };
+        f.debug_struct("Server")
+            .field("dns_listen", &self.dns_listen)
+            .field("admin_listen", &self.admin_listen)
+            .field("region", &self.region)
+            .field("state_dir", &self.state_dir)
+            .field("admin_token", &redacted(self.admin_token.is_some()))
+            .field("nsid", &self.nsid)
+            .field("version", &self.version)
+            .field("cookie_secret", &redacted(self.cookie_secret.is_some()))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -142,11 +159,25 @@ impl Policy {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Notify {
     pub url: String,
     pub format: NotifyFormat,
     pub token: Option<String>,
+}
+
+/// Webhook URLs often carry credentials in their path, tokens always.
+impl std::fmt::Debug for Notify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let origin = reqwest::Url::parse(&self.url)
+            .map(|u| format!("{}://{}/…", u.scheme(), u.host_str().unwrap_or("")))
+            .unwrap_or_else(|_| "<invalid>".into());
+        f.debug_struct("Notify")
+            .field("url", &origin)
+            .field("format", &self.format)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 /// Why a config could not be loaded.

@@ -292,3 +292,16 @@ fn record_names_must_be_inside_the_zone() {
         "not a name inside",
     );
 }
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    let text = CONFIG.replace(
+        "[zone]",
+        "admin_token = \"s3cret-admin-token-value\"\ncookie_secret = \"000102030405060708090a0b0c0d0e0f\"\n\n[zone]",
+    ) + "\n[[notify]]\nurl = \"https://hooks.example.net/T000/B000/XXXXsecretpath\"\ntoken = \"hook-token-value\"\n";
+    let config = Config::parse(Path::new("/k.toml"), &text).unwrap();
+    let shown = format!("{config:?}");
+    for secret in ["s3cret-admin-token-value", "XXXXsecretpath", "hook-token-value", "0001020304"] {
+        assert!(!shown.contains(secret), "{secret} leaked into {shown}");
+    }
+}
