@@ -300,8 +300,12 @@ fn parse_opt(p: &[u8], rr: &RawRecord) -> Option<Edns> {
 /// RFC 7871 section 6: FORMERR (None) for an unknown family, a prefix longer
 /// than the family allows, a wrong address length, or bits set past the prefix.
 fn parse_subnet(v: &[u8]) -> Option<ClientSubnet> {
+    // Family, source prefix and scope prefix come first, all mandatory.
+    if v.len() < 4 {
+        return None;
+    }
     let family = u16_at(v, 0)?;
-    let source_prefix = *v.get(2)?;
+    let source_prefix = v[2];
     let max = match family {
         1 => 32,
         2 => 128,

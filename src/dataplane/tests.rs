@@ -431,6 +431,9 @@ fn invalid_ecs_is_formerr() {
         (vec![0, 3, 8, 0, 1], "unknown family"),
         (vec![0, 1, 24, 0, 81, 2], "address too short"),
         (vec![0, 2, 129, 0], "prefix too long for IPv6"),
+        (vec![0, 1, 24], "no scope byte"),
+        (vec![0, 2], "no prefixes"),
+        (vec![], "empty"),
     ] {
         let out = f
             .raw(

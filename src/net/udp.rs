@@ -83,9 +83,18 @@ fn serve(socket: Socket, mut worker: Worker, table: Table, shutdown: Shutdown) {
         };
         // One snapshot per batch: a swap takes effect at the next batch.
         let snap = table.load();
-        batch.process(n, |packet, peer, out| {
-            worker.answer(&snap, packet, client_ip(peer), Transport::Udp, out)
-        });
-        batch.flush(&socket);
+        // A bug that panics on some packet must cost that batch, not the
+        // worker: without this the thread would be gone for good.
+        let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            batch.process(n, |packet, peer, out| {
+                worker.answer(&snap, packet, client_ip(peer), Transport::Udp, out)
+            })
+        }));
+        match answered {
+            Ok(()) => batch.flush(&socket),
+            Err(_) => tracing::error!(
+                "a UDP batch panicked and was dropped; this is a bug, please report it"
+            ),
+        }
     }
 }
