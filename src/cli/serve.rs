@@ -44,6 +44,18 @@ fn serve(path: &Path) -> anyhow::Result<()> {
     let admin_addr = config.server.admin_listen;
     let admin_listener = admin::bind(admin_addr)
         .with_context(|| format!("cannot bind the admin API on {admin_addr}"))?;
+
+    // The health monitor publishes the states remembered in state_dir
+    // before the first query is read: a restart during an outage must not
+    // hand out a dead region even for a moment.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .thread_name("control")
+        .build()
+        .context("cannot start the control runtime")?;
+    let plane = Arc::new(runtime.block_on(async { Plane::start(control.clone()) }));
+
     let udp_threads = udp::spawn(
         udp_sockets,
         control.table(),
@@ -51,19 +63,45 @@ fn serve(path: &Path) -> anyhow::Result<()> {
         shutdown.clone(),
     )
     .context("cannot start UDP workers")?;
+    start_tcp(tcp_listeners, &control)?;
+    tracing::info!(
+        dns = ?config.server.dns_listen,
+        admin = %config.server.admin_listen,
+        zone = %config.zone.origin,
+        workers,
+        "keiko-dns serving"
+    );
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::from_std(admin_listener)
+            .context("cannot serve the admin API")?;
+        tokio::spawn(admin::serve(listener, plane.clone()));
+        let result = control_plane(&plane).await;
+        plane.monitor.stop();
+        result
+    })?;
 
-    // TCP gets its own runtime so the control plane's work never delays it.
-    let tcp_runtime = tokio::runtime::Builder::new_current_thread()
+    shutdown.store(true, Ordering::Relaxed);
+    for t in udp_threads {
+        let _ = t.join();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// TCP gets its own runtime and thread, so the control plane's work never
+/// delays it.
+fn start_tcp(listeners: Vec<std::net::TcpListener>, control: &Control) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("dns-tcp")
         .build()
         .context("cannot start the TCP runtime")?;
     let (table, stats) = (control.table(), control.stats());
-    let tcp_thread = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name("dns-tcp".into())
         .spawn(move || {
-            tcp_runtime.block_on(async move {
-                let tasks: Vec<_> = tcp_listeners
+            runtime.block_on(async move {
+                let tasks: Vec<_> = listeners
                     .into_iter()
                     .map(|l| {
                         tokio::spawn(tcp::serve(
@@ -80,36 +118,6 @@ fn serve(path: &Path) -> anyhow::Result<()> {
             });
         })
         .context("cannot start the TCP thread")?;
-    drop(tcp_thread);
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .thread_name("control")
-        .build()
-        .context("cannot start the control runtime")?;
-    tracing::info!(
-        dns = ?config.server.dns_listen,
-        admin = %config.server.admin_listen,
-        zone = %config.zone.origin,
-        workers,
-        "keiko-dns serving"
-    );
-    runtime.block_on(async {
-        let plane = Arc::new(Plane::start(control));
-        let listener = tokio::net::TcpListener::from_std(admin_listener)
-            .context("cannot serve the admin API")?;
-        tokio::spawn(admin::serve(listener, plane.clone()));
-        let result = control_plane(&plane).await;
-        plane.monitor.stop();
-        result
-    })?;
-
-    shutdown.store(true, Ordering::Relaxed);
-    for t in udp_threads {
-        let _ = t.join();
-    }
-    tracing::info!("stopped");
     Ok(())
 }
 

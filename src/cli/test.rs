@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use super::client::{EXIT_FAILED, EXIT_UNREACHABLE};
 use crate::config::Config;
-use crate::health::probe::{Outcome, Prober, Target};
+use crate::health::monitor::target_of;
+use crate::health::probe::{Outcome, Prober};
 
 pub fn run(path: &Path) -> ExitCode {
     let config = match Config::load(path) {
@@ -86,16 +87,7 @@ type Probed = (String, String, Result<Outcome, String>);
 async fn probe_all(config: &Config, prober: Arc<Prober>) -> Vec<Probed> {
     let mut tasks = Vec::with_capacity(config.regions.len());
     for r in &config.regions {
-        let target = match r.addresses.first() {
-            Some(&ip) => Target::for_region(
-                &r.endpoint,
-                r.health_url.as_deref(),
-                ip,
-                &config.health.path,
-            )
-            .map_err(|e| e.to_string()),
-            None => Err("region has no address to probe".into()),
-        };
+        let target = target_of(config, r);
         let shown = match &target {
             Ok(t) => t.describe(),
             Err(_) => r.endpoint.clone(),

@@ -60,8 +60,9 @@ struct Inner {
 }
 
 impl Control {
-    /// Loads `config_path` and publishes the first snapshot (all regions
-    /// healthy unless `initial_health` says otherwise).
+    /// Loads `config_path` and publishes the first snapshot, every region
+    /// healthy; the health monitor publishes remembered states before the
+    /// data plane starts.
     pub fn start(config_path: &Path, workers: usize) -> Result<Control, ControlError> {
         let loaded = load(config_path)?;
         let stats = Arc::new(Stats::new(workers + 1));

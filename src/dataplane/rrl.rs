@@ -77,7 +77,7 @@ impl RateLimiter {
             return Decision::Send;
         }
         *drops = drops.wrapping_add(1);
-        if self.slip > 0 && *drops % self.slip == 0 {
+        if self.slip > 0 && drops.is_multiple_of(self.slip) {
             Decision::Slip
         } else {
             Decision::Drop

@@ -48,6 +48,37 @@ pub struct RegionView {
     pub checks_ok: u64,
     pub checks_failed: u64,
     pub events: u64,
+    pub durations: ProbeDurations,
+}
+
+/// Upper bounds, in seconds, of the probe-duration histogram buckets: the
+/// Prometheus client defaults, from a loopback probe up to a 10 s timeout.
+pub const PROBE_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How long a region's probes took, bucketed as they are recorded so the
+/// memory is fixed and a scrape only copies a few numbers.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeDurations {
+    /// Probes per bucket of [`PROBE_BUCKETS`] (not cumulative); the extra
+    /// last one counts probes slower than every bound.
+    pub buckets: [u64; PROBE_BUCKETS.len() + 1],
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl ProbeDurations {
+    fn observe(&mut self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let slot = PROBE_BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(PROBE_BUCKETS.len());
+        self.buckets[slot] += 1;
+        self.sum_seconds += seconds;
+        self.count += 1;
+    }
 }
 
 struct Region {
@@ -55,9 +86,16 @@ struct Region {
     target: Result<Target, String>,
     expect_body: Option<String>,
     health: RegionHealth,
+    tally: Tally,
+}
+
+/// What a region has been through; kept by name across reloads.
+#[derive(Debug, Clone, Default)]
+struct Tally {
     checks_ok: u64,
     checks_failed: u64,
     events: u64,
+    durations: ProbeDurations,
 }
 
 struct Inner {
@@ -112,11 +150,12 @@ impl Monitor {
             ready: AtomicBool::new(false),
         });
         monitor.reconfigure_with(config, |name| {
-            remembered
+            let health = remembered
                 .get(name)
                 .map_or(RegionHealth::new(State::Up, None), |r| {
                     RegionHealth::new(r.state, r.forced)
-                })
+                });
+            (health, Tally::default())
         });
         monitor
     }
@@ -128,23 +167,22 @@ impl Monitor {
     /// Takes a reloaded config: regions keep their state by name, probes
     /// restart with the new targets and timings.
     pub fn reconfigure(self: &Arc<Self>, config: &Config) {
-        let old: BTreeMap<String, RegionHealth> = self
+        let mut old: BTreeMap<String, (RegionHealth, Tally)> = self
             .lock()
             .regions
             .iter()
-            .map(|r| (r.name.clone(), r.health.clone()))
+            .map(|r| (r.name.clone(), (r.health.clone(), r.tally.clone())))
             .collect();
         self.reconfigure_with(config, |name| {
-            old.get(name)
-                .cloned()
-                .unwrap_or_else(|| RegionHealth::new(State::Up, None))
+            old.remove(name)
+                .unwrap_or_else(|| (RegionHealth::new(State::Up, None), Tally::default()))
         });
     }
 
     fn reconfigure_with(
         self: &Arc<Self>,
         config: &Config,
-        mut health_of: impl FnMut(&str) -> RegionHealth,
+        mut carried: impl FnMut(&str) -> (RegionHealth, Tally),
     ) {
         let prober = match Prober::new(config.health.ca_file.as_deref(), config.health.timeout) {
             Ok(p) => Some(Arc::new(p)),
@@ -163,24 +201,13 @@ impl Monitor {
             .regions
             .iter()
             .map(|r| {
-                let target = match r.addresses.first() {
-                    Some(&ip) => Target::for_region(
-                        &r.endpoint,
-                        r.health_url.as_deref(),
-                        ip,
-                        &config.health.path,
-                    )
-                    .map_err(|e| e.to_string()),
-                    None => Err("region has no address to probe".into()),
-                };
+                let (health, tally) = carried(&r.name);
                 Region {
                     name: r.name.clone(),
-                    target,
+                    target: target_of(config, r),
                     expect_body: r.expect_body.clone(),
-                    health: health_of(&r.name),
-                    checks_ok: 0,
-                    checks_failed: 0,
-                    events: 0,
+                    health,
+                    tally,
                 }
             })
             .collect();
@@ -240,10 +267,11 @@ impl Monitor {
                 return false;
             };
             if outcome.healthy {
-                region.checks_ok += 1;
+                region.tally.checks_ok += 1;
             } else {
-                region.checks_failed += 1;
+                region.tally.checks_failed += 1;
             }
+            region.tally.durations.observe(outcome.latency);
             let transition = region.health.observe(
                 &rules,
                 outcome.healthy,
@@ -281,7 +309,7 @@ impl Monitor {
             answer_after: now,
         };
         if let Some(r) = inner.regions.iter_mut().find(|r| r.name == name) {
-            r.events += 1;
+            r.tally.events += 1;
         }
         if inner.events.len() == HISTORY {
             inner.events.pop_front();
@@ -391,9 +419,10 @@ impl Monitor {
                     Ok(t) => t.describe(),
                     Err(e) => format!("invalid: {e}"),
                 },
-                checks_ok: r.checks_ok,
-                checks_failed: r.checks_failed,
-                events: r.events,
+                checks_ok: r.tally.checks_ok,
+                checks_failed: r.tally.checks_failed,
+                events: r.tally.events,
+                durations: r.tally.durations.clone(),
             })
             .collect()
     }
@@ -408,6 +437,22 @@ impl Monitor {
             .cloned()
             .collect()
     }
+}
+
+/// What a region's probes go to: its `health_url`, or its first address
+/// with the endpoint's name (contract section 2).
+pub fn target_of(config: &Config, region: &crate::config::Region) -> Result<Target, String> {
+    let ip = region
+        .addresses
+        .first()
+        .ok_or_else(|| "region has no address to probe".to_owned())?;
+    Target::for_region(
+        &region.endpoint,
+        region.health_url.as_deref(),
+        *ip,
+        &config.health.path,
+    )
+    .map_err(|e| e.to_string())
 }
 
 #[derive(Clone, Copy)]
