@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, U
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Message, Query};
@@ -324,11 +324,41 @@ pub fn output_text(out: &Output) -> String {
 // Health endpoints
 // ---------------------------------------------------------------------------
 
-/// A stand-in regional health endpoint on loopback: answers every HTTP
-/// request with 200 "ok" while up, 503 while down. Stops on drop.
+/// How a [`HealthStub`] treats the next connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// 200 with body "ok".
+    Up = 0,
+    /// 503 with body "down".
+    Down = 1,
+    /// 200 with body "nope" (unhealthy where `expect_body = "ok"`).
+    WrongBody = 2,
+    /// Closes the connection at once with a TCP RST, before reading.
+    Reset = 3,
+    /// Accepts and never answers; holds the connection until the client
+    /// gives up (or the stub stops).
+    Hang = 4,
+}
+
+impl Mode {
+    fn from_u8(v: u8) -> Mode {
+        match v {
+            0 => Mode::Up,
+            1 => Mode::Down,
+            2 => Mode::WrongBody,
+            3 => Mode::Reset,
+            _ => Mode::Hang,
+        }
+    }
+}
+
+/// A stand-in regional health endpoint on loopback whose behaviour a test
+/// switches at any time ([`Mode`]): 200 "ok", 503, a wrong body, a reset
+/// or a hang. Each connection is served on its own thread, so a hung one
+/// does not hold up the next. Stops on drop.
 pub struct HealthStub {
     pub addr: SocketAddr,
-    up: Arc<AtomicBool>,
+    mode: Arc<AtomicU8>,
     stop: Arc<AtomicBool>,
     requests: Arc<AtomicUsize>,
 }
@@ -340,30 +370,43 @@ impl HealthStub {
         listener.set_nonblocking(true).unwrap();
         let stub = HealthStub {
             addr: listener.local_addr().unwrap(),
-            up: Arc::new(AtomicBool::new(true)),
+            mode: Arc::new(AtomicU8::new(Mode::Up as u8)),
             stop: Arc::new(AtomicBool::new(false)),
             requests: Arc::new(AtomicUsize::new(0)),
         };
-        let (up, stop, requests) = (stub.up.clone(), stub.stop.clone(), stub.requests.clone());
+        let (mode, stop, requests) = (stub.mode.clone(), stub.stop.clone(), stub.requests.clone());
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 match listener.accept() {
                     Ok((stream, _)) => {
                         requests.fetch_add(1, Ordering::Relaxed);
-                        let _ = answer_health(stream, up.load(Ordering::Relaxed));
+                        let mode = Mode::from_u8(mode.load(Ordering::Relaxed));
+                        let stop = stop.clone();
+                        std::thread::spawn(move || {
+                            let _ = answer_health(stream, mode, &stop);
+                        });
                     }
-                    Err(_) => std::thread::sleep(Duration::from_millis(10)),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
         stub
     }
 
+    /// Up (200 "ok") or down (503).
     pub fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::Relaxed);
+        self.set_mode(if up { Mode::Up } else { Mode::Down });
     }
 
-    /// Connections served so far (probes seen).
+    pub fn set_mode(&self, mode: Mode) {
+        self.mode.store(mode as u8, Ordering::Relaxed);
+    }
+
+    pub fn mode(&self) -> Mode {
+        Mode::from_u8(self.mode.load(Ordering::Relaxed))
+    }
+
+    /// Connections accepted so far (probes seen).
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::Relaxed)
     }
@@ -375,29 +418,440 @@ impl Drop for HealthStub {
     }
 }
 
-fn answer_health(mut stream: TcpStream, up: bool) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
-    // Read the request head; its content does not matter.
+/// Reads an HTTP request head (up to and including the blank line, maybe
+/// more); an error when the peer closes first.
+fn read_head(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
         let n = stream.read(&mut buf)?;
         if n == 0 {
-            return Ok(());
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         head.extend_from_slice(&buf[..n]);
+        if head.len() > 64 * 1024 {
+            return Err(std::io::ErrorKind::InvalidData.into());
+        }
     }
-    let (status, body) = if up {
-        ("200 OK", "ok")
-    } else {
-        ("503 Service Unavailable", "down")
+    Ok(head)
+}
+
+fn answer_health(mut stream: TcpStream, mode: Mode, stop: &AtomicBool) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    match mode {
+        Mode::Reset => {
+            // SO_LINGER 0: close() sends RST instead of FIN.
+            socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO))?;
+            drop(stream);
+            return Ok(());
+        }
+        Mode::Hang => {
+            hold(&mut stream, stop);
+            return Ok(());
+        }
+        _ => {}
+    }
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    read_head(&mut stream)?;
+    let (status, body) = match mode {
+        Mode::Down => ("503 Service Unavailable", "down"),
+        Mode::WrongBody => ("200 OK", "nope"),
+        _ => ("200 OK", "ok"),
     };
     write!(
         stream,
         "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
+}
+
+/// Keeps a connection open without answering until the peer closes it,
+/// the stub stops, or a minute has passed.
+fn hold(stream: &mut TcpStream, stop: &AtomicBool) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut buf = [0u8; 1024];
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HTTPS health endpoints and a throwaway CA
+// ---------------------------------------------------------------------------
+
+/// A self-signed CA for HTTPS health stubs; its PEM is written to a file
+/// for `[health] ca_file`.
+pub struct TestCa {
+    ca: rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    pub fn new() -> TestCa {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyUsagePurpose};
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "keiko-dns integration test CA");
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let key = rcgen::KeyPair::generate().expect("CA key");
+        let ca = rcgen::CertifiedIssuer::self_signed(params, key).expect("CA certificate");
+        let dir = tempfile::Builder::new()
+            .prefix("keiko-ca-")
+            .tempdir()
+            .expect("CA temp dir");
+        write_file(&dir.path().join("ca.pem"), &ca.pem());
+        TestCa { ca, dir }
+    }
+
+    /// The CA certificate as PEM, on disk.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A server certificate chain and key for `name` (an IP literal
+    /// becomes an IP address SAN, anything else a DNS name).
+    pub fn leaf(
+        &self,
+        name: &str,
+    ) -> (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ) {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, SanType};
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("leaf params");
+        params.subject_alt_names = vec![match name.parse::<IpAddr>() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName(name.try_into().expect("DNS name")),
+        }];
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = rcgen::KeyPair::generate().expect("leaf key");
+        let cert = params.signed_by(&key, &self.ca).expect("leaf certificate");
+        let key_der =
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).expect("leaf key DER");
+        (vec![cert.der().clone(), self.ca.der().clone()], key_der)
+    }
+}
+
+/// An HTTPS health endpoint on 127.0.0.1 presenting a certificate for
+/// `cert_name` from `ca`; answers 200 "ok". Stops on drop.
+pub struct TlsStub {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    requests: Arc<AtomicUsize>,
+}
+
+impl TlsStub {
+    pub fn start(ca: &TestCa, cert_name: &str) -> TlsStub {
+        let (chain, key) = ca.leaf(cert_name);
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server certificate");
+        let config = Arc::new(config);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind TLS stub");
+        listener.set_nonblocking(true).unwrap();
+        let stub = TlsStub {
+            addr: listener.local_addr().unwrap(),
+            stop: Arc::new(AtomicBool::new(false)),
+            requests: Arc::new(AtomicUsize::new(0)),
+        };
+        let (stop, requests) = (stub.stop.clone(), stub.requests.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let config = config.clone();
+                        let requests = requests.clone();
+                        std::thread::spawn(move || {
+                            let _ = answer_tls(stream, config, &requests);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        stub
+    }
+
+    /// Requests that completed a TLS handshake and were answered.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for TlsStub {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn answer_tls(
+    stream: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    requests: &AtomicUsize,
+) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let conn = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+    let mut tls = rustls::StreamOwned::new(conn, stream);
+    read_head(&mut tls)?;
+    requests.fetch_add(1, Ordering::Relaxed);
+    tls.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+    )?;
+    tls.conn.send_close_notify();
+    tls.flush()
+}
+
+// ---------------------------------------------------------------------------
+// Webhook receiver
+// ---------------------------------------------------------------------------
+
+/// One request a [`WebhookSink`] received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub at: Instant,
+    /// e.g. "POST /hook HTTP/1.1"
+    pub request_line: String,
+    /// The whole request head as sent (request line and headers).
+    pub head: String,
+    pub body: String,
+}
+
+/// An HTTP server on 127.0.0.1 that records every request and answers 200.
+pub struct WebhookSink {
+    pub addr: SocketAddr,
+    received: Arc<std::sync::Mutex<Vec<Received>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl WebhookSink {
+    pub fn start() -> WebhookSink {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind webhook sink");
+        listener.set_nonblocking(true).unwrap();
+        let sink = WebhookSink {
+            addr: listener.local_addr().unwrap(),
+            received: Arc::default(),
+            stop: Arc::new(AtomicBool::new(false)),
+        };
+        let (received, stop) = (sink.received.clone(), sink.stop.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let received = received.clone();
+                        std::thread::spawn(move || {
+                            if let Ok(r) = receive_one(stream) {
+                                received.lock().unwrap().push(r);
+                            }
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        sink
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests arrived; the time waited, or None.
+    pub fn wait_for(&self, n: usize, timeout: Duration) -> Option<Duration> {
+        wait_until(timeout, Duration::from_millis(20), || {
+            (self.received.lock().unwrap().len() >= n).then_some(())
+        })
+        .map(|((), d)| d)
+    }
+}
+
+impl Drop for WebhookSink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn receive_one(mut stream: TcpStream) -> std::io::Result<Received> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut raw = read_head(&mut stream)?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let mut body = raw.split_off(split);
+    let head = String::from_utf8_lossy(&raw).into_owned();
+    let length = header_value(&head, "content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut buf = [0u8; 4096];
+    while body.len() < length {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&buf[..n]);
+    }
+    let at = Instant::now();
+    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    Ok(Received {
+        at,
+        request_line: head.lines().next().unwrap_or_default().to_owned(),
+        head,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+/// The value of header `name` (case-insensitive) in an HTTP head.
+pub fn header_value(head: &str, name: &str) -> Option<String> {
+    head.lines().skip(1).find_map(|line| {
+        let (k, v) = line.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
+    })
+}
+
+/// A loopback port with nothing listening on it (right now).
+pub fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    port
+}
+
+// ---------------------------------------------------------------------------
+// A minimal HTTP/1.1 client for the admin API
+// ---------------------------------------------------------------------------
+
+/// An HTTP response.
+#[derive(Debug, Clone)]
+pub struct HttpReply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+impl HttpReply {
+    /// The body as JSON; panics with the body when it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "HTTP {} body is not JSON ({e}): {:?}",
+                self.status, self.body
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        header_value(&self.head, name)
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`). Write errors
+/// (a server refusing a large body early) are ignored as long as a
+/// response can still be read.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpReply> {
+    assert!(addr.ip().is_loopback(), "tests only talk to loopback");
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head += &format!("{k}: {v}\r\n");
+    }
+    head += "\r\n";
+    stream.write_all(head.as_bytes())?;
+    let _ = stream.write_all(body);
+    let mut raw = Vec::new();
+    let read = stream.read_to_end(&mut raw);
+    if raw.is_empty() {
+        read?;
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|p| p + 4)
+        .ok_or_else(|| std::io::Error::other("response without a complete head"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("bad status line in {head:?}")))?;
+    let mut body = raw[split..].to_vec();
+    if header_value(&head, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        body = dechunk(&body);
+    }
+    Ok(HttpReply {
+        status,
+        head,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    })
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") {
+        let size_text = String::from_utf8_lossy(&raw[..eol]);
+        let size =
+            usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap_or(0);
+        raw = &raw[eol + 2..];
+        if size == 0 || raw.len() < size {
+            break;
+        }
+        out.extend_from_slice(&raw[..size]);
+        raw = raw.get(size + 2..).unwrap_or_default();
+    }
+    out
+}
+
+/// Calls `f` every `poll` until it gives Some or `timeout` passes; the
+/// value and the time it took.
+pub fn wait_until<T>(
+    timeout: Duration,
+    poll: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<(T, Duration)> {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some((v, start.elapsed()));
+        }
+        if start.elapsed() >= timeout {
+            return None;
+        }
+        std::thread::sleep(poll);
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -433,35 +887,76 @@ impl Server {
     }
 
     fn spawn(ws: Workspace) -> Result<Server, String> {
-        let log = fs::File::create(ws.path().join("server.log")).expect("create log file");
-        let child = Command::new(binary())
-            .args(["serve", "--config"])
-            .arg(ws.config_path())
-            .current_dir(ws.path())
-            .env_remove("KEIKO_ADMIN_TOKEN")
-            // Debug level would flood the log in the load tests.
-            .env("KEIKO_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("spawn keiko-dns");
+        let child = spawn_child(&ws, false);
         let mut server = Server { ws, child };
-        let soa = Message::query_for(ORIGIN, RecordType::SOA);
+        server
+            .wait_started(
+                &Message::query_for(ORIGIN, RecordType::SOA),
+                Duration::from_millis(100),
+            )
+            .map(|_| server)
+    }
+
+    /// Sends `probe` until the server answers it (the first answer is
+    /// returned), polling every `poll`.
+    fn wait_started(&mut self, probe: &Message, poll: Duration) -> Result<Message, String> {
         let deadline = Instant::now() + START_TIMEOUT;
-        let client = UdpClient::new(server.dns_addr(), Duration::from_millis(100));
+        let client = UdpClient::new(self.dns_addr(), poll);
         while Instant::now() < deadline {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                return Err(format!("(exited with {status})\n{}", server.log()));
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("(exited with {status})\n{}", self.log()));
             }
-            if client.try_exchange(&soa).is_some() {
-                return Ok(server);
+            if let Some(answer) = client.try_exchange(probe) {
+                return Ok(answer);
             }
         }
         Err(format!(
-            "(no answer to SOA within {START_TIMEOUT:?})\n{}",
-            server.log()
+            "(no answer to {:?} within {START_TIMEOUT:?})\n{}",
+            probe.queries,
+            self.log()
         ))
+    }
+
+    /// Stops the server with SIGTERM and waits up to 5 s for it to exit
+    /// (then kills it); its exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return status;
+        }
+        signal(self.pid(), libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        self.child.wait().expect("wait for keiko-dns")
+    }
+
+    /// Stops the server (SIGTERM) and starts a new process on the same
+    /// workspace (config, ports, `state_dir`, health stubs); its log is
+    /// appended to the same file. Returns once the new one answers SOA.
+    pub fn restart(&mut self) {
+        let soa = Message::query_for(ORIGIN, RecordType::SOA);
+        self.restart_with(&soa);
+    }
+
+    /// Like [`Server::restart`], but polls with `probe` every 5 ms from the
+    /// moment the process is spawned and returns the very first answer the
+    /// new process gives to it (for "what does it say before its first
+    /// health round" checks).
+    pub fn restart_with(&mut self, probe: &Message) -> Message {
+        let status = self.stop();
+        assert!(
+            status.success(),
+            "keiko-dns did not stop cleanly on SIGTERM ({status}); log:\n{}",
+            self.log()
+        );
+        self.child = spawn_child(&self.ws, true);
+        self.wait_started(probe, Duration::from_millis(5))
+            .unwrap_or_else(|log| panic!("keiko-dns did not restart; its log:\n{log}"))
     }
 
     pub fn dns_addr(&self) -> SocketAddr {
@@ -554,6 +1049,130 @@ impl Server {
     /// Everything the server wrote to stderr so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.ws.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+/// Spawns `keiko-dns serve` on the workspace's config, stderr to
+/// `server.log` (appended to when `append`).
+fn spawn_child(ws: &Workspace, append: bool) -> Child {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(append)
+        .write(true)
+        .truncate(!append)
+        .open(ws.path().join("server.log"))
+        .expect("create log file");
+    Command::new(binary())
+        .args(["serve", "--config"])
+        .arg(ws.config_path())
+        .current_dir(ws.path())
+        .env_remove("KEIKO_ADMIN_TOKEN")
+        // Debug level would flood the log in the load tests.
+        .env("KEIKO_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("spawn keiko-dns")
+}
+
+/// The admin API and steering answers of a running server.
+impl Server {
+    pub fn admin_addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.ws.admin_port))
+    }
+
+    /// One admin API request; panics when no HTTP response comes back.
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpReply {
+        http_request(self.admin_addr(), method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: no HTTP response: {e}"))
+    }
+
+    pub fn get(&self, path: &str) -> HttpReply {
+        self.http("GET", path, &[], b"")
+    }
+
+    /// GET `path`, asserting 200 and a JSON body.
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let reply = self.get(path);
+        assert_eq!(reply.status, 200, "GET {path}: {reply:?}");
+        reply.json()
+    }
+
+    /// POST a JSON body, with `Authorization: Bearer token` when given.
+    pub fn post(&self, path: &str, body: &str, token: Option<&str>) -> HttpReply {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(auth) = &auth {
+            headers.push(("Authorization", auth.as_str()));
+        }
+        self.http("POST", path, &headers, body.as_bytes())
+    }
+
+    /// `GET /status`.
+    pub fn status(&self) -> serde_json::Value {
+        self.get_json("/status")
+    }
+
+    /// The entry of `region` in `GET /status`.
+    pub fn region_status(&self, region: &str) -> serde_json::Value {
+        let status = self.status();
+        status["regions"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["name"] == region).cloned())
+            .unwrap_or_else(|| panic!("no region {region} in /status: {status:#}"))
+    }
+
+    /// `GET /events?limit=N` (newest first).
+    pub fn events(&self, limit: usize) -> Vec<serde_json::Value> {
+        let v = self.get_json(&format!("/events?limit={limit}"));
+        v["events"]
+            .as_array()
+            .unwrap_or_else(|| panic!("/events without an events list: {v:#}"))
+            .clone()
+    }
+
+    /// Waits until `GET /ready` answers 200; the time waited.
+    pub fn wait_ready(&self, timeout: Duration) -> Duration {
+        wait_until(timeout, Duration::from_millis(20), || {
+            (self.get("/ready").status == 200).then_some(())
+        })
+        .map(|((), d)| d)
+        .unwrap_or_else(|| panic!("/ready not 200 within {timeout:?}; log:\n{}", self.log()))
+    }
+
+    /// The first IPv4 address of the A answer for `name`.
+    pub fn answer_v4(&self, name: &str) -> IpAddr {
+        let answer = self.query_udp(name, RecordType::A);
+        *addresses(&answer)
+            .first()
+            .unwrap_or_else(|| panic!("no address for {name}: {answer:#?}"))
+    }
+
+    /// Polls `name` (A) every 10 ms until the answer is `want`; the time
+    /// it took, or None after `timeout`.
+    pub fn wait_for_answer(&self, name: &str, want: IpAddr, timeout: Duration) -> Option<Duration> {
+        let client = self.udp();
+        wait_until(timeout, Duration::from_millis(10), || {
+            let answer = client.query(name, RecordType::A);
+            (addresses(&answer).first() == Some(&want)).then_some(())
+        })
+        .map(|((), d)| d)
+    }
+
+    /// The value of an unlabelled metric line `name` in `GET /metrics`.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.get("/metrics").body;
+        text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            (k == name).then(|| v.trim().parse().ok())?
+        })
     }
 }
 
