@@ -1,43 +1,112 @@
 //! Prometheus exposition (contract section 5). Values live where they are
 //! produced (per-worker counters, the health monitor, the snapshot); a
-//! scrape gathers them into a fresh registry and encodes it as text 0.0.4.
+//! scrape copies them into a list of families and encodes it as text 0.0.4.
+//!
+//! The families are written through one [`Collector`] rather than
+//! `prometheus_client`'s own metric types because those keep their series
+//! in hash maps (so the output order would change from scrape to scrape)
+//! and have no way to take a histogram that was bucketed elsewhere (the
+//! probe durations are bucketed by the health monitor as probes finish).
+//! Here families come out in registration order and series in the order
+//! they were added, which follows the config, so two scrapes of an idle
+//! server are byte-identical and diffs of scrapes are readable.
 
-use std::sync::atomic::AtomicU64;
-
-use prometheus_client::encoding::prometheus_text;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet, prometheus_text};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::control::Plane;
 use crate::dataplane::stats::RCODES;
+use crate::health::monitor::PROBE_BUCKETS;
 
 type Labels = Vec<(&'static str, String)>;
-type GaugeF = Gauge<f64, AtomicU64>;
 
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
-struct Builder {
-    registry: Registry,
+/// One sample's value; the family's type decides how it is written.
+#[derive(Debug)]
+enum Value {
+    Gauge(f64),
+    Counter(u64),
+    /// Non-cumulative counts per bucket of `(upper bound, count)`; the
+    /// encoder accumulates them and adds `le="+Inf"`.
+    Histogram {
+        sum: f64,
+        count: u64,
+        buckets: Vec<(f64, u64)>,
+    },
 }
 
-impl Builder {
-    fn gauge(&mut self, name: &str, help: &str, values: impl IntoIterator<Item = (Labels, f64)>) {
-        let family = Family::<Labels, GaugeF>::default();
-        for (labels, v) in values {
-            family.get_or_create(&labels).set(v);
-        }
-        self.registry.register(name, help, family);
+#[derive(Debug)]
+struct Family {
+    /// Without `_total` for counters: the encoder adds it.
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    series: Vec<(Labels, Value)>,
+}
+
+/// Everything one scrape exports, in the order it is written.
+#[derive(Debug, Default)]
+struct Families(Vec<Family>);
+
+impl Families {
+    fn gauge(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        values: impl IntoIterator<Item = (Labels, f64)>,
+    ) {
+        self.push(name, help, MetricType::Gauge, values, Value::Gauge);
     }
 
     /// `name` without `_total`: the encoder adds it.
-    fn counter(&mut self, name: &str, help: &str, values: impl IntoIterator<Item = (Labels, u64)>) {
-        let family = Family::<Labels, Counter>::default();
-        for (labels, v) in values {
-            family.get_or_create(&labels).inc_by(v);
+    fn counter(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        values: impl IntoIterator<Item = (Labels, u64)>,
+    ) {
+        self.push(name, help, MetricType::Counter, values, Value::Counter);
+    }
+
+    fn push<T>(
+        &mut self,
+        name: &'static str,
+        help: &'static str,
+        kind: MetricType,
+        values: impl IntoIterator<Item = (Labels, T)>,
+        wrap: fn(T) -> Value,
+    ) {
+        self.0.push(Family {
+            name,
+            help,
+            kind,
+            series: values.into_iter().map(|(l, v)| (l, wrap(v))).collect(),
+        });
+    }
+}
+
+impl Collector for Families {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for family in &self.0 {
+            let mut metric =
+                encoder.encode_descriptor(family.name, family.help, None, family.kind)?;
+            for (labels, value) in &family.series {
+                let mut sample = metric.encode_family(labels)?;
+                match value {
+                    Value::Gauge(v) => sample.encode_gauge(v)?,
+                    Value::Counter(v) => sample.encode_counter::<NoLabelSet, _, u64>(v, None)?,
+                    Value::Histogram {
+                        sum,
+                        count,
+                        buckets,
+                    } => sample.encode_histogram::<NoLabelSet>(*sum, *count, buckets, None)?,
+                }
+            }
         }
-        self.registry.register(name, help, family);
+        Ok(())
     }
 }
 
@@ -45,29 +114,30 @@ fn l(pairs: &[(&'static str, &str)]) -> Labels {
     pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect()
 }
 
+/// A percentage to one decimal, as the status page shows it (66.7, 33.3).
+fn percent(share: f64) -> f64 {
+    (share * 10.0).round() / 10.0
+}
+
 /// The whole exposition as text.
 pub fn render(plane: &Plane) -> String {
-    let mut b = Builder {
-        registry: Registry::default(),
-    };
+    let mut f = Families::default();
     let snap = plane.control.snapshot();
     let config = snap.config();
     let regions = plane.monitor.regions();
     let source = config.server.region.as_str();
 
-    b.gauge(
+    f.gauge(
         "keiko_multi_region_health",
-        "Whether a region receives traffic (1) or not (0), probes and forced states combined",
+        "Whether a region receives traffic (1) or not (0), probes and forced states combined.",
         config.regions.iter().enumerate().map(|(i, r)| {
-            (
-                l(&[("region", &r.name)]),
-                f64::from(u8::from(snap.healthy[i])),
-            )
+            let healthy = snap.healthy.get(i).copied().unwrap_or(false);
+            (l(&[("region", &r.name)]), f64::from(u8::from(healthy)))
         }),
     );
-    b.gauge(
+    f.gauge(
         "keiko_multi_region_latency",
-        "Round trip of the last health probe from this instance's region, in seconds",
+        "Duration of the last health probe from this instance's region to the target region, in seconds.",
         regions.iter().filter_map(|r| {
             let latency = r.health.latency?;
             Some((
@@ -77,24 +147,24 @@ pub fn render(plane: &Plane) -> String {
         }),
     );
     let shares = snap.weighted_default().shares();
-    b.gauge(
+    f.gauge(
         "keiko_multi_region_traffic",
-        "Effective weighted share of each region, in percent",
+        "Effective weighted share of each region among the healthy ones, in percent.",
         config.regions.iter().enumerate().map(|(i, r)| {
             let share = shares.iter().find(|(id, _)| *id == i).map_or(0.0, |s| s.1);
-            (l(&[("region", &r.name)]), (share * 10.0).round() / 10.0)
+            (l(&[("region", &r.name)]), percent(share))
         }),
     );
-    b.counter(
+    f.counter(
         "keiko_multi_region_failover_events",
-        "Health transitions and forced-state changes recorded per region since start",
+        "Health transitions and forced-state changes recorded per region since start.",
         regions
             .iter()
             .map(|r| (l(&[("region", &r.name)]), r.events)),
     );
-    b.counter(
+    f.counter(
         "keiko_health_checks",
-        "Health probes by result",
+        "Health probes run, by region and result.",
         regions.iter().flat_map(|r| {
             [
                 (
@@ -108,24 +178,47 @@ pub fn render(plane: &Plane) -> String {
             ]
         }),
     );
+    f.push(
+        "keiko_health_probe_duration_seconds",
+        "Duration of health probes by region, successful or not, in seconds.",
+        MetricType::Histogram,
+        regions.iter().map(|r| {
+            let d = &r.durations;
+            // The last slot (above every bound) is +Inf, which the encoder
+            // writes from the total count.
+            let buckets = PROBE_BUCKETS
+                .iter()
+                .copied()
+                .zip(d.buckets.iter().copied())
+                .collect();
+            (l(&[("region", &r.name)]), (d.sum_seconds, d.count, buckets))
+        }),
+        |(sum, count, buckets)| Value::Histogram {
+            sum,
+            count,
+            buckets,
+        },
+    );
 
     let totals = plane.control.stats().totals();
-    b.counter(
+    f.counter(
         "keiko_dns_queries",
-        "DNS queries received by transport",
+        "DNS queries received, by transport.",
         [
             (l(&[("protocol", "udp")]), totals.udp),
             (l(&[("protocol", "tcp")]), totals.tcp),
         ],
     );
-    b.counter(
+    f.counter(
         "keiko_dns_responses",
-        "DNS responses sent by response code",
+        "DNS responses sent, by response code.",
         RCODES
             .iter()
             .zip(totals.responses)
             .map(|(rcode, n)| (l(&[("rcode", rcode)]), n)),
     );
+    // Each worker counts its own answers; sum them per (record, region),
+    // sorted so the output order is stable.
     let mut answers: std::collections::BTreeMap<(String, String), u64> = Default::default();
     for counters in plane.control.answer_counters() {
         for (record, region, n) in counters.totals() {
@@ -134,55 +227,122 @@ pub fn render(plane: &Plane) -> String {
                 .or_default() += n;
         }
     }
-    b.counter(
+    f.counter(
         "keiko_dns_answers",
-        "Steered answers by record and region",
+        "Steered answers sent, by record and region.",
         answers
             .iter()
             .map(|((rec, reg), n)| (l(&[("record", rec), ("region", reg)]), *n)),
     );
-    b.counter(
+    f.counter(
         "keiko_dns_fail_open",
-        "Steered answers given while no candidate region was healthy",
+        "Steered answers given while no candidate region was healthy (fail open).",
         [(Labels::new(), totals.fail_open)],
     );
-    b.counter(
+    f.counter(
         "keiko_dns_truncated",
-        "Responses cut to the client's size with TC set",
+        "Responses cut to the client's size with TC set.",
         [(Labels::new(), totals.truncated)],
     );
-    b.counter(
+    f.counter(
         "keiko_dns_dropped",
-        "Packets not answered (too short to carry an ID, or responses)",
+        "Packets not answered (too short to carry an ID, or responses).",
         [(Labels::new(), totals.dropped)],
     );
+    f.counter(
+        "keiko_dns_rate_limited",
+        "Responses handled by response rate limiting, by action: dropped, or sent truncated (slipped).",
+        [
+            (l(&[("action", "dropped")]), totals.rate_limited),
+            (l(&[("action", "slipped")]), totals.slipped),
+        ],
+    );
     let (ok, failed) = plane.control.reloads();
-    b.counter(
+    f.counter(
         "keiko_config_reloads",
-        "Reloads of config, zone and GeoIP database by result",
+        "Reloads of config, zone and GeoIP database, by result.",
         [
             (l(&[("result", "success")]), ok),
             (l(&[("result", "failure")]), failed),
         ],
     );
-    b.gauge(
+    f.gauge(
         "keiko_snapshot_version",
-        "Version of the routing table being served; bumps on every health change and reload",
+        "Version of the routing table being served; bumps on every health change and reload.",
         [(Labels::new(), snap.version as f64)],
     );
-    b.gauge(
+    f.gauge(
         "keiko_ready",
-        "1 once config and zone are loaded and the first round of health checks has run",
+        "Whether config and zone are loaded and the first round of health checks has run (1) or not (0).",
         [(Labels::new(), f64::from(u8::from(plane.monitor.ready())))],
     );
-    b.gauge(
+    f.gauge(
         "keiko_build_info",
-        "Build of the running server",
+        "Build of the running server; always 1.",
         [(l(&[("version", env!("CARGO_PKG_VERSION"))]), 1.0)],
     );
-    let mut out = String::with_capacity(8192);
-    if let Err(e) = prometheus_text::encode(&mut out, &b.registry) {
+
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(f));
+    let mut out = String::with_capacity(16 * 1024);
+    if let Err(e) = prometheus_text::encode(&mut out, &registry) {
         tracing::error!(error = %e, "cannot encode metrics");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(f: Families) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(f));
+        let mut out = String::new();
+        prometheus_text::encode(&mut out, &registry).expect("encode");
+        out
+    }
+
+    #[test]
+    fn families_keep_their_order_and_counters_get_total() {
+        let mut f = Families::default();
+        f.counter(
+            "b_events",
+            "Events.",
+            [(l(&[("region", "z")]), 2), (l(&[("region", "a")]), 1)],
+        );
+        f.gauge("a_up", "Up.", [(Labels::new(), 1.0)]);
+        assert_eq!(
+            encode(f),
+            "# HELP b_events_total Events.\n# TYPE b_events_total counter\n\
+             b_events_total{region=\"z\"} 2\nb_events_total{region=\"a\"} 1\n\
+             # HELP a_up Up.\n# TYPE a_up gauge\na_up 1.0\n"
+        );
+    }
+
+    #[test]
+    fn histogram_buckets_are_cumulative_with_inf() {
+        let mut f = Families::default();
+        f.push(
+            "probe_seconds",
+            "Probes.",
+            MetricType::Histogram,
+            [(l(&[("region", "r")]), ())],
+            |()| Value::Histogram {
+                sum: 0.75,
+                count: 4,
+                buckets: vec![(0.1, 1), (0.5, 2)],
+            },
+        );
+        let text = encode(f);
+        for line in [
+            "probe_seconds_bucket{region=\"r\",le=\"0.1\"} 1",
+            "probe_seconds_bucket{region=\"r\",le=\"0.5\"} 3",
+            "probe_seconds_bucket{region=\"r\",le=\"+Inf\"} 4",
+            "probe_seconds_sum{region=\"r\"} 0.75",
+            "probe_seconds_count{region=\"r\"} 4",
+        ] {
+            assert!(text.contains(line), "{line:?} not in:\n{text}");
+        }
+    }
 }

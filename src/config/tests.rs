@@ -301,7 +301,12 @@ fn secrets_never_appear_in_debug_output() {
     ) + "\n[[notify]]\nurl = \"https://hooks.example.net/T000/B000/XXXXsecretpath\"\ntoken = \"hook-token-value\"\n";
     let config = Config::parse(Path::new("/k.toml"), &text).unwrap();
     let shown = format!("{config:?}");
-    for secret in ["s3cret-admin-token-value", "XXXXsecretpath", "hook-token-value", "0001020304"] {
+    for secret in [
+        "s3cret-admin-token-value",
+        "XXXXsecretpath",
+        "hook-token-value",
+        "0001020304",
+    ] {
         assert!(!shown.contains(secret), "{secret} leaked into {shown}");
     }
 }

@@ -1,0 +1,318 @@
+//! Black-box tests of the status page (`GET /`, contract section 4): one
+//! self-contained HTML document that refreshes itself, rendered in a real
+//! headless Chromium against a running server. The test checks the DOM
+//! after the page's script ran (three regions, a forced-down region shown
+//! as such, steered answers, the failover timeline) and saves a screenshot
+//! to `target/test-artifacts/status-page.png` for people to look at.
+//!
+//! Chromium only ever talks to the server's admin port on 127.0.0.1: the
+//! flags below switch off its background services, and its resolver maps
+//! every host name to "not found" so nothing can leave the machine even if
+//! the page referred to one. Health endpoints are stubs on 127.0.0.1.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// How long one Chromium run may take before the test gives up on it.
+const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(40);
+
+fn fast_config() -> String {
+    format!(
+        "{}\n[health]\ninterval = \"500ms\"\ntimeout = \"500ms\"\nfast_interval = \"500ms\"\n",
+        default_config()
+    )
+}
+
+/// One HTTP/1.1 exchange with the admin API; (status, head, body).
+fn http(server: &Server, method: &str, path: &str, body: &str) -> (u16, String, String) {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.ws.admin_port));
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("admin connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("admin read");
+    let text = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("HTTP status");
+    assert!(
+        !head.to_ascii_lowercase().contains("chunked"),
+        "expected a sized body: {head}"
+    );
+    (status, head.to_string(), body.to_string())
+}
+
+fn wait_ready(server: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http(server, "GET", "/ready", "").0 != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "not ready within 10 s; log:\n{}",
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn force(server: &Server, region: &str, state: &str) {
+    let (status, _, body) = http(
+        server,
+        "POST",
+        &format!("/admin/regions/{region}/state"),
+        &format!("{{\"state\":\"{state}\"}}"),
+    );
+    assert_eq!(status, 200, "forcing {region} {state}: {body}");
+}
+
+fn artifacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).expect("create target/test-artifacts");
+    dir
+}
+
+/// Runs headless Chromium on `url` with `extra` flags in a fresh profile;
+/// kills it if it hangs.
+fn chromium(url: &str, extra: &[&str]) -> Output {
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "Chromium only loads loopback: {url}"
+    );
+    if !Path::new(CHROMIUM).exists() {
+        panic!("chromium not found: run tests/run.sh (it installs Debian's chromium package)");
+    }
+    let profile = tempfile::Builder::new()
+        .prefix("keiko-chromium-")
+        .tempdir()
+        .expect("temp profile");
+    let mut cmd = Command::new(CHROMIUM);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--disable-default-apps",
+        "--disable-domain-reliability",
+        "--disable-client-side-phishing-detection",
+        "--disable-dev-shm-usage",
+        "--no-pings",
+        "--hide-scrollbars",
+        // Every name but the loopback address resolves to nothing.
+        "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+        // Let the page's script run (and refresh once) before the dump.
+        "--virtual-time-budget=3000",
+    ])
+    .arg(format!("--user-data-dir={}", profile.path().display()))
+    .args(extra)
+    .arg(url)
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn chromium");
+    // Read the pipes on threads so a chatty Chromium cannot block on them.
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out_pipe.read_to_end(&mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err_pipe.read_to_end(&mut v);
+        v
+    });
+    let deadline = Instant::now() + CHROMIUM_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait chromium") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium did not finish within {CHROMIUM_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+    }
+}
+
+/// The text of the element whose opening tag contains `marker`, up to the
+/// next element that carries the same kind of marker (a crude but
+/// dependency-free way to look inside one region card of the dump).
+fn section<'a>(dom: &'a str, marker: &str, next: &str) -> &'a str {
+    let start = dom
+        .find(marker)
+        .unwrap_or_else(|| panic!("{marker:?} not in the rendered page:\n{dom}"));
+    let rest = &dom[start + marker.len()..];
+    let end = rest.find(next).unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// Text content of an HTML fragment: tags dropped, whitespace collapsed.
+fn text_of(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                out.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn the_page_is_one_self_contained_document_that_refreshes_itself() {
+    let server = Server::start(&fast_config(), &default_zone());
+    wait_ready(&server);
+    let (status, head, html) = http(&server, "GET", "/", "");
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/html"),
+        "{head}"
+    );
+    let lower = html.to_ascii_lowercase();
+    assert!(lower.starts_with("<!doctype html>"), "not an HTML document");
+    // No external assets: nothing fetched from anywhere but this server.
+    for attr in ["src=", "href=", "url(", "@import"] {
+        for (i, _) in lower.match_indices(attr) {
+            let after = lower[i + attr.len()..].trim_start_matches(['"', '\'', ' ']);
+            assert!(
+                !after.starts_with("http://")
+                    && !after.starts_with("https://")
+                    && !after.starts_with("//"),
+                "external asset at {:?}",
+                &html[i..(i + 80).min(html.len())]
+            );
+        }
+    }
+    assert!(!lower.contains("<link"), "no linked stylesheets or icons");
+    // The current status is embedded (the page works before any refresh)
+    // and refreshed from /status.
+    for region in REGIONS {
+        assert!(html.contains(region.name), "{} not embedded", region.name);
+    }
+    assert!(
+        html.contains("fetch(\"/status\""),
+        "the page must refresh from /status"
+    );
+    assert!(
+        html.contains("setInterval("),
+        "the page must refresh periodically"
+    );
+}
+
+#[test]
+fn chromium_renders_regions_forced_state_answers_and_history() {
+    let server = Server::start(&fast_config(), &default_zone());
+    wait_ready(&server);
+    force(&server, "eu-west-1", "down");
+    let url = format!("http://127.0.0.1:{}/", server.ws.admin_port);
+
+    let out = chromium(&url, &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && dom.contains("</html>"),
+        "chromium --dump-dom failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(artifacts().join("status-page.dom.html"), &dom).unwrap();
+
+    // The three regions, each as a card.
+    for region in REGIONS {
+        assert!(
+            dom.contains(&format!("data-region=\"{}\"", region.name)),
+            "no card for {}:\n{dom}",
+            region.name
+        );
+    }
+    let card = |name: &str| {
+        text_of(section(
+            &dom,
+            &format!("data-region=\"{name}\""),
+            "data-region=",
+        ))
+    };
+    let eu = card("eu-west-1");
+    assert!(eu.contains("forced down"), "eu-west-1 card: {eu}");
+    assert!(eu.contains("out"), "eu-west-1 card: {eu}");
+    assert!(eu.contains("0.0 %"), "eu-west-1 share: {eu}");
+    let us = card("us-east-1");
+    assert!(
+        us.contains("serving") && !us.contains("forced"),
+        "us-east-1 card: {us}"
+    );
+    assert!(us.contains("66.7 %"), "us-east-1 share: {us}");
+    assert!(us.contains(" ms"), "us-east-1 latency: {us}");
+    assert!(card("ap-southeast-1").contains("33.3 %"));
+
+    // Every steered name with its current answer.
+    let records = text_of(section(&dom, "id=\"records\"", "</table>"));
+    for name in [FAILOVER_NAME, WEIGHTED_NAME] {
+        assert!(records.contains(name), "{name} missing: {records}");
+    }
+    for name in REGION_NAMES {
+        assert!(records.contains(name), "{name} missing: {records}");
+    }
+    assert!(records.contains("192.0.2.10"), "{records}");
+
+    // The forced failover in the timeline.
+    let events = text_of(section(&dom, "id=\"events\"", "</ul>"));
+    assert!(
+        events.contains("eu-west-1") && events.contains("up → down"),
+        "timeline: {events}"
+    );
+
+    // A screenshot for people; the test only checks it was written.
+    let png = artifacts().join("status-page.png");
+    let _ = std::fs::remove_file(&png);
+    let out = chromium(
+        &url,
+        &[
+            &format!("--screenshot={}", png.display()),
+            "--window-size=1280,1100",
+        ],
+    );
+    let bytes = std::fs::read(&png).unwrap_or_else(|e| {
+        panic!(
+            "no screenshot at {} ({e}); chromium said:\n{}",
+            png.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
+    println!("status page screenshot: {}", png.display());
+}
