@@ -87,7 +87,30 @@ fn wrong_types_are_errors() {
 #[test]
 fn durations_must_parse() {
     let text = format!("{CONFIG}\n[health]\ninterval = \"soon\"\n");
-    one_error(&text, "", line_of(&text, "soon"), "invalid duration");
+    one_error(
+        &text,
+        "health.interval",
+        line_of(&text, "soon"),
+        "invalid duration",
+    );
+}
+
+#[test]
+fn parse_errors_name_the_key_inside_arrays_of_tables() {
+    let text = replace("weight    = 40", "weight    = \"forty\"");
+    one_error(
+        &text,
+        "regions.weight",
+        line_of(&text, "forty"),
+        "invalid type",
+    );
+    let text = format!("{CONFIG}\n[health]\nrecovery = \"sometimes\"\n");
+    one_error(
+        &text,
+        "health.recovery",
+        line_of(&text, "sometimes"),
+        "manual",
+    );
 }
 
 #[test]

@@ -29,7 +29,8 @@ pub(super) fn validate(
         Ok(file) => file,
         Err(e) => {
             let span = e.span().unwrap_or(0..0);
-            sink.error(span, "", e.message().trim_end().to_owned());
+            let key = key_at(text, span.start);
+            sink.error(span, key, e.message().trim_end().to_owned());
             return Err(sink.found);
         }
     };
@@ -715,6 +716,31 @@ impl Validator<'_> {
 
     fn sink_text(&self) -> &str {
         self.sink.text()
+    }
+}
+
+/// The dotted key whose value sits at byte `offset`, e.g. `health.interval`
+/// or `regions.weight`: the parser's errors carry a position, not a key.
+fn key_at(text: &str, offset: usize) -> String {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_owned())
+        .filter(|k| !k.is_empty() && !k.starts_with('['))
+        .unwrap_or_default();
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
+        .unwrap_or_default();
+    match (table.is_empty(), key.is_empty()) {
+        (_, true) => table,
+        (true, false) => key,
+        (false, false) => format!("{table}.{key}"),
     }
 }
 

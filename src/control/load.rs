@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, Diagnostic};
 use crate::geo::{GeoDb, GeoError};
+use crate::health::probe::{ProbeError, Prober};
 use crate::zone::{Zone, ZoneError};
 
 /// The inputs of a snapshot, all valid together.
@@ -27,6 +28,11 @@ pub enum LoadError {
     Geo(#[from] GeoError),
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Conflict(Vec<Diagnostic>),
+    #[error("{}: health.ca_file: {source}", config.display())]
+    CaFile {
+        config: PathBuf,
+        source: Box<ProbeError>,
+    },
 }
 
 /// Where the default config lives: `zones/keiko.toml` in the working
@@ -59,6 +65,14 @@ pub fn load(path: &Path) -> Result<Loaded, LoadError> {
         .collect();
     if !conflicts.is_empty() {
         return Err(LoadError::Conflict(conflicts));
+    }
+    // A CA file that cannot be used would fail every https probe and take
+    // every region out: refuse it here, where a reload keeps the old config.
+    if let Some(ca) = &config.health.ca_file {
+        Prober::new(Some(ca), config.health.timeout).map_err(|source| LoadError::CaFile {
+            config: config.path.clone(),
+            source: Box::new(source),
+        })?;
     }
     let geo = match &config.geoip.database {
         Some(path) => Some(Arc::new(GeoDb::open(path)?)),

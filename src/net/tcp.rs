@@ -1,15 +1,18 @@
 //! DNS over TCP (RFC 7766): length-prefixed messages, several per
-//! connection, answered in order. Connections are capped in number, and a
-//! client that goes idle or sends too slowly is closed, so none can hold
-//! the listener. Runs on its own small runtime, apart from the control plane.
+//! connection, answered in order. Connections are capped in number; when
+//! the cap is reached the connection that has waited longest for its next
+//! query is closed to make room (RFC 7766 section 6.2.3), and a client that
+//! sends too slowly is closed, so idle or slow clients cannot lock others
+//! out. Runs on its own small runtime, apart from the control plane.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use super::{Table, client_ip};
 use crate::dataplane::{MAX_MESSAGE, Stats, Transport, Worker};
@@ -66,6 +69,7 @@ pub async fn serve(
         }
     };
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let idle = Arc::new(IdleList::default());
     let row = stats.workers() - 1;
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -76,15 +80,22 @@ pub async fn serve(
                 continue;
             }
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            // Full: closing at once is kinder than queueing (RFC 7766 6.2.2).
-            drop(stream);
-            continue;
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(p) => p,
+            // Full: make room by closing the longest-idle connection; if
+            // every connection is busy, refuse this one (RFC 7766 6.2.2).
+            Err(_) if idle.evict_oldest() => {
+                match tokio::time::timeout(EVICTION_GRACE, slots.clone().acquire_owned()).await {
+                    Ok(Ok(p)) => p,
+                    _ => continue,
+                }
+            }
+            Err(_) => continue,
         };
-        let (table, stats) = (table.clone(), stats.clone());
+        let (table, stats, idle) = (table.clone(), stats.clone(), idle.clone());
         tokio::spawn(async move {
             let worker = Worker::new(row, stats);
-            if let Err(e) = connection(stream, peer, table, worker, limits).await {
+            if let Err(e) = connection(stream, peer, table, worker, limits, &idle).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop(permit);
@@ -98,6 +109,7 @@ async fn connection(
     table: Table,
     mut worker: Worker,
     limits: Limits,
+    idle: &IdleList,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (read, write) = stream.into_split();
@@ -109,12 +121,17 @@ async fn connection(
     let client = client_ip(peer);
     loop {
         let mut len = [0u8; 2];
-        match tokio::time::timeout(limits.idle, read.read_exact(&mut len)).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Ok(()),
+        let waiting = idle.enter();
+        tokio::select! {
+            got = tokio::time::timeout(limits.idle, read.read_exact(&mut len)) => match got {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(()),
+            },
+            () = waiting.evicted.notified() => return Ok(()),
         }
+        drop(waiting);
         let len = u16::from_be_bytes(len) as usize;
         let packet = &mut query[..len];
         tokio::time::timeout(limits.read, read.read_exact(packet))
@@ -137,5 +154,84 @@ async fn connection(
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "client reads too slowly")
             })??;
+    }
+}
+
+/// How long an accept waits for an evicted connection to give up its slot.
+const EVICTION_GRACE: Duration = Duration::from_millis(500);
+
+/// Connections waiting for their next query, oldest first.
+#[derive(Default)]
+struct IdleList {
+    inner: Mutex<IdleInner>,
+}
+
+#[derive(Default)]
+struct IdleInner {
+    next: u64,
+    waiting: BTreeMap<u64, Arc<Notify>>,
+}
+
+/// A connection's place in the idle list; leaves it when dropped.
+struct Waiting<'a> {
+    list: &'a IdleList,
+    ticket: u64,
+    evicted: Arc<Notify>,
+}
+
+impl IdleList {
+    fn lock(&self) -> std::sync::MutexGuard<'_, IdleInner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn enter(&self) -> Waiting<'_> {
+        let mut inner = self.lock();
+        let ticket = inner.next;
+        inner.next += 1;
+        let evicted = Arc::new(Notify::new());
+        inner.waiting.insert(ticket, evicted.clone());
+        Waiting {
+            list: self,
+            ticket,
+            evicted,
+        }
+    }
+
+    /// Tells the longest-waiting connection to close; false if none waits.
+    fn evict_oldest(&self) -> bool {
+        match self.lock().waiting.pop_first() {
+            Some((_, evicted)) => {
+                // A stored permit wakes the connection even if it is not
+                // awaiting yet.
+                evicted.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.list.lock().waiting.remove(&self.ticket);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn eviction_closes_the_longest_waiting_connection_first() {
+        let list = IdleList::default();
+        let first = list.enter();
+        let second = list.enter();
+        assert!(list.evict_oldest());
+        tokio::time::timeout(Duration::from_millis(100), first.evicted.notified())
+            .await
+            .expect("the oldest is told to close");
+        drop(first);
+        drop(second);
+        assert!(!list.evict_oldest(), "nothing left to evict");
     }
 }
