@@ -147,10 +147,6 @@ impl Worker {
             r.cookie[8..].copy_from_slice(&fresh);
             r.send_cookie = true;
         }
-        if !q.has_question {
-            r.header(0, false, [0, 0, 0], out);
-            return Rcode::NoError;
-        }
         if let Some(nsid) = &config.server.nsid
             && q.edns.as_ref().is_some_and(|e| e.nsid)
         {
@@ -158,6 +154,11 @@ impl Worker {
         }
         if q.edns.as_ref().is_some_and(|e| e.version > 0) {
             return r.error(Rcode::BadVers, out);
+        }
+        if !q.has_question {
+            // RFC 7873 5.4: a cookie-only query gets just the cookie.
+            r.header(0, false, [0, 0, 0], out);
+            return Rcode::NoError;
         }
         if q.opcode() != 0 {
             return r.error(Rcode::NotImp, out);
@@ -311,12 +312,18 @@ impl<'a> Response<'a> {
     /// Appends OPT (and TSIG); if the whole does not fit the client's
     /// limit, cuts back to the question and sets TC. Returns whether it
     /// truncated.
-    fn finish(&self, out: &mut Vec<u8>) -> bool {
+    fn finish(&mut self, out: &mut Vec<u8>) -> bool {
         self.trailer(out);
         if out.len() <= self.limit {
             return false;
         }
         self.truncate(out);
+        if out.len() > self.limit {
+            // Even header, question and OPT/TSIG are too big (a TSIG with
+            // long names): the TSIG record is the one that can go.
+            self.badkey = false;
+            self.truncate(out);
+        }
         true
     }
 

@@ -160,7 +160,8 @@ pub fn parse(packet: &[u8]) -> Result<Query, Malformed> {
         at += 4;
     }
     query.question_end = at;
-    let formerr_q = |edns| formerr(Some(query.question_end), edns);
+    let echoable = query.has_question.then_some(query.question_end);
+    let formerr_q = |edns| formerr(echoable, edns);
     if query.qtype == TYPE_OPT {
         return Err(formerr_q(false));
     }
@@ -208,6 +209,9 @@ fn parse_tsig(p: &[u8], start: usize, rr: &RawRecord) -> Tsig {
             if len == 0 {
                 return Some(at);
             }
+            if at - rr.rdata.start > MAX_NAME {
+                return None;
+            }
         }
     })();
     match algorithm_end {
@@ -236,7 +240,12 @@ fn skip_record(p: &[u8], start: usize) -> Option<RawRecord> {
     loop {
         let len = *p.get(at)? as usize;
         match len & 0xc0 {
+            // A pointer must point back into what came before it.
             0xc0 => {
+                let target = (len & 0x3f) << 8 | *p.get(at + 1)? as usize;
+                if target >= at {
+                    return None;
+                }
                 at += 2;
                 break;
             }
