@@ -1,86 +1,96 @@
 //! Batched datagram I/O with `recvmmsg`/`sendmmsg`: one system call moves
-//! up to [`BATCH`] packets each way. The only `unsafe` code of the crate.
+//! up to [`BATCH`] packets each way. The message headers point into
+//! buffers owned by the same [`Batch`] and are built once, so a call only
+//! resets what the kernel overwrites. The only `unsafe` code of the crate.
 #![allow(unsafe_code)]
 
 use std::io;
-use std::mem::{MaybeUninit, zeroed};
+use std::mem::zeroed;
 use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
 use socket2::Socket;
 
+use crate::dataplane::MAX_MESSAGE;
+
 pub const BATCH: usize = 32;
 /// Largest query we read; bigger datagrams are cut and then fail to parse.
 pub const RECV_SIZE: usize = 4096;
 
-/// Fixed receive and send buffers for one socket's loop.
+const ADDR_LEN: libc::socklen_t = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+
+/// Receive and send buffers for one socket's loop, with the kernel's
+/// message headers pointing into them. Every buffer is boxed, so the
+/// pointers stay valid when the `Batch` itself moves; it never leaves the
+/// thread that made it (raw pointers keep it `!Send`).
 pub struct Batch {
-    recv: Box<[[u8; RECV_SIZE]; BATCH]>,
-    lens: [usize; BATCH],
-    peers: [libc::sockaddr_storage; BATCH],
-    peer_lens: [libc::socklen_t; BATCH],
+    recv: Box<[[u8; RECV_SIZE]]>,
+    peers: Box<[libc::sockaddr_storage]>,
+    recv_iov: Box<[libc::iovec]>,
+    recv_hdrs: Box<[libc::mmsghdr]>,
     /// Responses, one per slot; capacity kept across batches.
-    pub send: Vec<Vec<u8>>,
-    send_peers: [usize; BATCH],
+    send: Vec<Vec<u8>>,
+    send_iov: Box<[libc::iovec]>,
+    send_hdrs: Box<[libc::mmsghdr]>,
     sends: usize,
 }
 
 impl Batch {
     pub fn new() -> Batch {
-        Batch {
-            recv: vec![[0u8; RECV_SIZE]; BATCH]
-                .into_boxed_slice()
-                .try_into()
-                .unwrap_or_else(|_| unreachable!("BATCH slots")),
-            lens: [0; BATCH],
-            // SAFETY: sockaddr_storage is plain old data; all zero is valid.
-            peers: unsafe { zeroed() },
-            peer_lens: [0; BATCH],
-            send: (0..BATCH)
-                .map(|_| Vec::with_capacity(super::super::dataplane::MAX_MESSAGE))
-                .collect(),
-            send_peers: [0; BATCH],
+        // SAFETY (all `zeroed` below): these libc structs are plain old
+        // data for which all-zero bytes are a valid value.
+        let zero_iov = || libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        let mut b = Batch {
+            recv: vec![[0u8; RECV_SIZE]; BATCH].into_boxed_slice(),
+            peers: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
+            recv_iov: (0..BATCH).map(|_| zero_iov()).collect(),
+            recv_hdrs: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
+            send: (0..BATCH).map(|_| Vec::with_capacity(MAX_MESSAGE)).collect(),
+            send_iov: (0..BATCH).map(|_| zero_iov()).collect(),
+            send_hdrs: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
             sends: 0,
+        };
+        for i in 0..BATCH {
+            b.recv_iov[i] = libc::iovec {
+                iov_base: b.recv[i].as_mut_ptr().cast(),
+                iov_len: RECV_SIZE,
+            };
+            let h = &mut b.recv_hdrs[i].msg_hdr;
+            h.msg_iov = &raw mut b.recv_iov[i];
+            h.msg_iovlen = 1;
+            h.msg_name = (&raw mut b.peers[i]).cast();
+            let h = &mut b.send_hdrs[i].msg_hdr;
+            h.msg_iov = &raw mut b.send_iov[i];
+            h.msg_iovlen = 1;
         }
+        b
     }
 
     /// Waits for at least one datagram (up to the socket's read timeout) and
     /// takes as many as are queued, up to BATCH. Returns how many.
     pub fn receive(&mut self, socket: &Socket) -> io::Result<usize> {
-        // SAFETY: every iovec and mmsghdr points into buffers owned by
-        // `self`, which outlive the call; lengths match the buffers.
-        unsafe {
-            let mut iov: [MaybeUninit<libc::iovec>; BATCH] = MaybeUninit::uninit().assume_init();
-            let mut hdrs: [libc::mmsghdr; BATCH] = zeroed();
-            for i in 0..BATCH {
-                iov[i].write(libc::iovec {
-                    iov_base: self.recv[i].as_mut_ptr().cast(),
-                    iov_len: RECV_SIZE,
-                });
-                hdrs[i].msg_hdr.msg_iov = iov[i].as_mut_ptr();
-                hdrs[i].msg_hdr.msg_iovlen = 1;
-                hdrs[i].msg_hdr.msg_name = (&raw mut self.peers[i]).cast();
-                hdrs[i].msg_hdr.msg_namelen =
-                    size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            }
-            let n = libc::recvmmsg(
+        for hdr in self.recv_hdrs.iter_mut() {
+            // The kernel shrinks this to the sender's address length.
+            hdr.msg_hdr.msg_namelen = ADDR_LEN;
+        }
+        // SAFETY: the headers point at buffers and addresses owned by
+        // `self` with the lengths they were built with; BATCH headers exist.
+        let n = unsafe {
+            libc::recvmmsg(
                 socket.as_raw_fd(),
-                hdrs.as_mut_ptr(),
+                self.recv_hdrs.as_mut_ptr(),
                 BATCH as libc::c_uint,
                 libc::MSG_WAITFORONE,
                 std::ptr::null_mut(),
-            );
-            if n < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            let n = n as usize;
-            for (i, hdr) in hdrs.iter().enumerate().take(n) {
-                // A cut datagram is answered as the malformed thing it now is.
-                self.lens[i] = (hdr.msg_len as usize).min(RECV_SIZE);
-                self.peer_lens[i] = hdr.msg_hdr.msg_namelen;
-            }
-            Ok(n)
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
         }
+        Ok(n as usize)
     }
 
     /// Runs `answer` over the first `n` received datagrams; each call gets
@@ -96,9 +106,18 @@ impl Batch {
             let Some(peer) = sockaddr(&self.peers[i]) else {
                 continue;
             };
-            let out = &mut self.send[self.sends];
-            if answer(&self.recv[i][..self.lens[i]], peer, out) {
-                self.send_peers[self.sends] = i;
+            // A cut datagram is answered as the malformed thing it now is.
+            let len = (self.recv_hdrs[i].msg_len as usize).min(RECV_SIZE);
+            let slot = self.sends;
+            let out = &mut self.send[slot];
+            if answer(&self.recv[i][..len], peer, out) {
+                self.send_iov[slot] = libc::iovec {
+                    iov_base: out.as_mut_ptr().cast(),
+                    iov_len: out.len(),
+                };
+                let h = &mut self.send_hdrs[slot].msg_hdr;
+                h.msg_name = (&raw mut self.peers[i]).cast();
+                h.msg_namelen = self.recv_hdrs[i].msg_hdr.msg_namelen;
                 self.sends += 1;
             }
         }
@@ -109,39 +128,19 @@ impl Batch {
     pub fn flush(&mut self, socket: &Socket) {
         let mut done = 0;
         while done < self.sends {
-            // SAFETY: as in `receive`; iovecs point into `self.send` slots
-            // whose lengths are their initialised lengths.
+            // SAFETY: headers `done..sends` were filled by `process` and
+            // point at send buffers and peer addresses owned by `self`,
+            // unchanged since.
             let sent = unsafe {
-                let mut iov: [MaybeUninit<libc::iovec>; BATCH] =
-                    MaybeUninit::uninit().assume_init();
-                let mut hdrs: [libc::mmsghdr; BATCH] = zeroed();
-                let count = self.sends - done;
-                for k in 0..count {
-                    let slot = done + k;
-                    let peer = self.send_peers[slot];
-                    let buf = &mut self.send[slot];
-                    iov[k].write(libc::iovec {
-                        iov_base: buf.as_mut_ptr().cast(),
-                        iov_len: buf.len(),
-                    });
-                    hdrs[k].msg_hdr.msg_iov = iov[k].as_mut_ptr();
-                    hdrs[k].msg_hdr.msg_iovlen = 1;
-                    hdrs[k].msg_hdr.msg_name = (&raw mut self.peers[peer]).cast();
-                    hdrs[k].msg_hdr.msg_namelen = self.peer_lens[peer];
-                }
                 libc::sendmmsg(
                     socket.as_raw_fd(),
-                    hdrs.as_mut_ptr(),
-                    count as libc::c_uint,
+                    self.send_hdrs.as_mut_ptr().add(done),
+                    (self.sends - done) as libc::c_uint,
                     0,
                 )
             };
-            if sent <= 0 {
-                // Skip the datagram that failed and go on with the rest.
-                done += 1;
-            } else {
-                done += sent as usize;
-            }
+            // On an error skip the datagram that failed and go on.
+            done += if sent <= 0 { 1 } else { sent as usize };
         }
         self.sends = 0;
     }
@@ -153,10 +152,7 @@ fn sockaddr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
             // SAFETY: the family says the storage holds a sockaddr_in.
             let a = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             let ip = u32::from_be(a.sin_addr.s_addr);
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                ip.into(),
-                u16::from_be(a.sin_port),
-            )))
+            Some(SocketAddr::V4(SocketAddrV4::new(ip.into(), u16::from_be(a.sin_port))))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6.

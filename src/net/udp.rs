@@ -62,6 +62,8 @@ pub fn spawn(
 
 fn serve(socket: Socket, mut worker: Worker, table: Table, shutdown: Shutdown) {
     let mut batch = Batch::new();
+    // Loads the current snapshot with one atomic read when it has not changed.
+    let mut table = arc_swap::Cache::new(table);
     while !shutdown.load(Ordering::Relaxed) {
         let n = match batch.receive(&socket) {
             Ok(n) => n,
