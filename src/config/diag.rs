@@ -28,20 +28,35 @@ impl fmt::Display for Diagnostic {
 pub struct Sink<'a> {
     file: &'a Path,
     text: &'a str,
+    /// Byte offset where each line starts, for O(log n) positions: a config
+    /// with thousands of records must not rescan the file per record.
+    line_starts: Vec<usize>,
     pub found: Vec<Diagnostic>,
 }
 
 impl<'a> Sink<'a> {
     pub fn new(file: &'a Path, text: &'a str) -> Self {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
         Self {
             file,
             text,
+            line_starts,
             found: Vec::new(),
         }
     }
 
-    pub fn text(&self) -> &'a str {
-        self.text
+    /// 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|&s| s <= offset);
+        let start = self.line_starts[line - 1];
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(1, |t| t.chars().count() + 1);
+        (line, col)
     }
 
     pub fn error(
@@ -50,7 +65,7 @@ impl<'a> Sink<'a> {
         key: impl Into<String>,
         message: impl Into<String>,
     ) {
-        let (line, col) = line_col(self.text, span.start);
+        let (line, col) = self.line_col(span.start);
         self.found.push(Diagnostic {
             file: self.file.to_owned(),
             line,
@@ -61,23 +76,16 @@ impl<'a> Sink<'a> {
     }
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = before[line_start..].chars().count() + 1;
-    (line, col)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::line_col;
+    use super::Sink;
+    use std::path::Path;
 
     #[test]
     fn line_col_counts_from_one() {
         let text = "a = 1\nbb = 2\n";
+        let sink = Sink::new(Path::new("k.toml"), text);
+        let line_col = |_: &str, offset| sink.line_col(offset);
         assert_eq!(line_col(text, 0), (1, 1));
         assert_eq!(line_col(text, 6), (2, 1));
         assert_eq!(line_col(text, 8), (2, 3));

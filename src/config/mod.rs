@@ -17,7 +17,7 @@ use std::time::Duration;
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 
-pub use diag::{Diagnostic, line_col};
+pub use diag::Diagnostic;
 pub use schema::{NotifyFormat, Recovery};
 
 /// Index of a region in [`Config::regions`].

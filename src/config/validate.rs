@@ -669,7 +669,7 @@ impl Validator<'_> {
             let ttl = r
                 .ttl
                 .map_or(DEFAULT_TTL, |t| self.int_in(&t, "records.ttl", 0, MAX_TTL));
-            let at = super::line_col(self.sink_text(), r.name.span().start);
+            let at = self.sink.line_col(r.name.span().start);
             out.push(Record {
                 name,
                 policy,
@@ -712,10 +712,6 @@ impl Validator<'_> {
             return min.max(0) as u32;
         }
         n as u32
-    }
-
-    fn sink_text(&self) -> &str {
-        self.sink.text()
     }
 }
 
