@@ -89,7 +89,7 @@ fn serve(socket: Socket, mut worker: Worker, table: Table, shutdown: Shutdown) {
         // worker: without this the thread would be gone for good.
         let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             batch.process(n, |packet, peer, out| {
-                worker.answer(&snap, packet, client_ip(peer), Transport::Udp, out)
+                worker.answer(snap, packet, client_ip(peer), Transport::Udp, out)
             })
         }));
         match answered {
