@@ -208,7 +208,8 @@ impl Worker {
                     ],
                     out,
                 );
-                out.extend_from_slice(&prepared.body);
+                let shift = q.qname().len().saturating_sub(snap.compiled.origin_len());
+                prepared.write(out, shift);
                 Rcode::from_wire(prepared.rcode)
             }
         }

@@ -183,6 +183,33 @@ fn unknown_names_are_nxdomain_with_soa() {
 }
 
 #[test]
+fn negative_answers_compress_their_soa_against_any_question() {
+    let mut f = fixture();
+    for name in [
+        "x.keiko.example.com",
+        "a-much-longer-label.deep.below.keiko.example.com",
+        "below.keiko.example.com",
+    ] {
+        let wire = q(name, 1).wire();
+        let out = f.raw(&wire, Transport::Udp).unwrap();
+        let m = Message::from_vec(&out).expect("parses");
+        let soa = &m.authorities[0];
+        assert_eq!(soa.name.to_string(), "keiko.example.com.", "{name}");
+        let RData::SOA(data) = &soa.data else {
+            panic!("SOA")
+        };
+        assert_eq!(data.mname.to_string(), "ns1.keiko.example.com.", "{name}");
+        assert_eq!(
+            data.rname.to_string(),
+            "hostmaster.keiko.example.com.",
+            "{name}"
+        );
+        // Owner, MNAME and RNAME end in pointers: 2 + 10 + 6 + 13 + 20 bytes.
+        assert_eq!(out.len(), wire.len() + 51, "{name}");
+    }
+}
+
+#[test]
 fn empty_non_terminals_are_nodata() {
     let mut f = fixture();
     let m = f.ask(&q("below.keiko.example.com", 1));

@@ -48,7 +48,9 @@ impl Batch {
             peers: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
             recv_iov: (0..BATCH).map(|_| zero_iov()).collect(),
             recv_hdrs: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
-            send: (0..BATCH).map(|_| Vec::with_capacity(MAX_MESSAGE)).collect(),
+            send: (0..BATCH)
+                .map(|_| Vec::with_capacity(MAX_MESSAGE))
+                .collect(),
             send_iov: (0..BATCH).map(|_| zero_iov()).collect(),
             send_hdrs: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
             sends: 0,
@@ -152,7 +154,10 @@ fn sockaddr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
             // SAFETY: the family says the storage holds a sockaddr_in.
             let a = unsafe { &*(s as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             let ip = u32::from_be(a.sin_addr.s_addr);
-            Some(SocketAddr::V4(SocketAddrV4::new(ip.into(), u16::from_be(a.sin_port))))
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip.into(),
+                u16::from_be(a.sin_port),
+            )))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6.

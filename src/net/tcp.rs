@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 
@@ -114,31 +114,39 @@ async fn connection(
     stream.set_nodelay(true)?;
     let (read, write) = stream.into_split();
     let mut read = BufReader::new(read);
-    // Length and message leave in one segment.
+    // Responses collect here and leave together when the client's
+    // pipeline is drained.
     let mut write = BufWriter::new(write);
     let mut query = vec![0u8; MAX_MESSAGE];
     let mut response = Vec::with_capacity(MAX_MESSAGE);
     let client = client_ip(peer);
+    let too_slow =
+        |what: &'static str| move |_| std::io::Error::new(std::io::ErrorKind::TimedOut, what);
     loop {
-        let mut len = [0u8; 2];
-        let waiting = idle.enter();
-        tokio::select! {
-            got = tokio::time::timeout(limits.idle, read.read_exact(&mut len)) => match got {
-                Ok(Ok(_)) => {}
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Ok(()),
-            },
-            () = waiting.evicted.notified() => return Ok(()),
+        if read.buffer().is_empty() {
+            // About to wait for the client: send what pipelined queries
+            // produced first, in as few segments as possible.
+            tokio::time::timeout(limits.read, write.flush())
+                .await
+                .map_err(too_slow("client reads too slowly"))??;
+            let waiting = idle.enter();
+            tokio::select! {
+                got = tokio::time::timeout(limits.idle, read.fill_buf()) => match got {
+                    Ok(Ok([])) | Err(_) => return Ok(()),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return Err(e),
+                },
+                () = waiting.evicted.notified() => return Ok(()),
+            }
         }
-        drop(waiting);
-        let len = u16::from_be_bytes(len) as usize;
-        let packet = &mut query[..len];
+        let mut len = [0u8; 2];
+        tokio::time::timeout(limits.read, read.read_exact(&mut len))
+            .await
+            .map_err(too_slow("query arrived too slowly"))??;
+        let packet = &mut query[..u16::from_be_bytes(len) as usize];
         tokio::time::timeout(limits.read, read.read_exact(packet))
             .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "query arrived too slowly")
-            })??;
+            .map_err(too_slow("query arrived too slowly"))??;
         if !worker.answer(&table.load(), packet, client, Transport::Tcp, &mut response) {
             return Ok(());
         }
@@ -146,14 +154,11 @@ async fn connection(
             write
                 .write_all(&(response.len() as u16).to_be_bytes())
                 .await?;
-            write.write_all(&response).await?;
-            write.flush().await
+            write.write_all(&response).await
         };
         tokio::time::timeout(limits.read, framed)
             .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "client reads too slowly")
-            })??;
+            .map_err(too_slow("client reads too slowly"))??;
     }
 }
 

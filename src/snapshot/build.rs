@@ -50,9 +50,9 @@ impl Compiled {
                 source: Box::new(source),
             }
         };
-        let nxdomain = Prepared::negative(NXDOMAIN, &negative)
+        let nxdomain = Prepared::negative(NXDOMAIN, &negative, &zone.origin)
             .map_err(encode_err(&zone.origin, RecordType::SOA))?;
-        let nodata = Prepared::negative(NOERROR, &negative)
+        let nodata = Prepared::negative(NOERROR, &negative, &zone.origin)
             .map_err(encode_err(&zone.origin, RecordType::SOA))?;
 
         let mut names: FxHashMap<Box<[u8]>, Node> = FxHashMap::default();
@@ -315,13 +315,15 @@ fn region_answers(
     let record = &config.records[index];
     let name = &record.name;
     let enc = |qtype: RecordType, records: Vec<Record>| {
-        // The SOA of a NODATA answer is written uncompressed: these bytes
-        // serve names of every length.
+        // These bytes serve names of every length: the NODATA SOA is one
+        // relocated per question, like every negative answer's.
         if records.is_empty() {
-            return Prepared::negative(NOERROR, negative).map_err(|source| BuildError::Encode {
-                name: name.to_string(),
-                rtype: qtype,
-                source: Box::new(source),
+            return Prepared::negative(NOERROR, negative, &config.zone.origin).map_err(|source| {
+                BuildError::Encode {
+                    name: name.to_string(),
+                    rtype: qtype,
+                    source: Box::new(source),
+                }
             });
         }
         let sections = Sections {

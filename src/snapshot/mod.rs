@@ -296,6 +296,11 @@ impl Snapshot {
 }
 
 impl Compiled {
+    /// Length of the origin in wire form.
+    pub fn origin_len(&self) -> usize {
+        self.origin.len()
+    }
+
     /// Number of names the data plane answers for (static, steered, empty).
     pub fn name_count(&self) -> usize {
         self.names.len()
