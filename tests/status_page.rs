@@ -12,8 +12,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -33,30 +32,8 @@ fn fast_config() -> String {
 
 /// One HTTP/1.1 exchange with the admin API; (status, head, body).
 fn http(server: &Server, method: &str, path: &str, body: &str) -> (u16, String, String) {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.ws.admin_port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("admin connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).expect("admin read");
-    let text = String::from_utf8(raw).expect("UTF-8 response");
-    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("HTTP status");
-    assert!(
-        !head.to_ascii_lowercase().contains("chunked"),
-        "expected a sized body: {head}"
-    );
-    (status, head.to_string(), body.to_string())
+    let r = server.http(method, path, &[("Content-Type", "application/json")], body.as_bytes());
+    (r.status, r.head, r.body)
 }
 
 fn wait_ready(server: &Server) {
