@@ -7,9 +7,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use keiko_dns::control::load;
+use keiko_dns::config::Config;
 use keiko_dns::dataplane::{Stats, Transport, Worker};
+use keiko_dns::geo::GeoDb;
 use keiko_dns::snapshot::{Compiled, Snapshot};
+use keiko_dns::zone::Zone;
 
 struct Counting;
 
@@ -55,12 +57,32 @@ fn query(name: &str, qtype: u16, edns: bool, ecs: Option<&[u8]>) -> Vec<u8> {
     p
 }
 
+/// The default snapshot, with `extra` config appended (paths still resolve
+/// against `zones/`).
+fn snapshot(extra: &str) -> Snapshot {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/keiko.toml");
+    let text = std::fs::read_to_string(&path).expect("default config") + extra;
+    let config = Config::parse(&path, &text).expect("config parses");
+    let zone = Zone::load(&config.zone.file, &config.zone.origin).expect("zone loads");
+    let geo = config
+        .geoip
+        .database
+        .as_ref()
+        .map(|p| Arc::new(GeoDb::open(p).expect("GeoIP loads")));
+    let compiled = Compiled::build(Arc::new(config), Arc::new(zone), geo, 2).expect("compiles");
+    Snapshot::new(Arc::new(compiled), vec![true, false, true], 1)
+}
+
 #[test]
 fn answering_allocates_nothing() {
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/keiko.toml");
-    let loaded = load(&config).expect("default config loads");
-    let compiled = Compiled::build(loaded.config, loaded.zone, loaded.geo, 2).expect("compiles");
-    let snap = Snapshot::new(Arc::new(compiled), vec![true, false, true], 1);
+    // Without and with response rate limiting: repeats of one query soon
+    // exceed 5 a second, so the limiter's drop and slip paths run too.
+    for extra in ["", "\n[rate_limit]\nresponses_per_second = 5\nslip = 2\n"] {
+        answer_every_class(&snapshot(extra), extra);
+    }
+}
+
+fn answer_every_class(snap: &Snapshot, what_config: &str) {
     let mut worker = Worker::new(0, Arc::new(Stats::new(2)));
     let mut out = Vec::with_capacity(65535);
     let client = IpAddr::V4(Ipv4Addr::new(127, 0, 2, 1));
@@ -122,16 +144,19 @@ fn answering_allocates_nothing() {
 
     // Warm up: first uses may set up lazily allocated state.
     for (_, q) in &cases {
-        worker.answer(&snap, q, client, Transport::Udp, &mut out);
+        worker.answer(snap, q, client, Transport::Udp, &mut out);
     }
     for (what, q) in &cases {
         ALLOCATIONS.store(0, Ordering::Relaxed);
         COUNTING.store(true, Ordering::Relaxed);
         for _ in 0..1000 {
-            worker.answer(&snap, q, client, Transport::Udp, &mut out);
+            worker.answer(snap, q, client, Transport::Udp, &mut out);
         }
         COUNTING.store(false, Ordering::Relaxed);
         let count = ALLOCATIONS.load(Ordering::Relaxed);
-        assert_eq!(count, 0, "{what}: {count} allocations in 1000 queries");
+        assert_eq!(
+            count, 0,
+            "{what}: {count} allocations in 1000 queries (config extra: {what_config:?})"
+        );
     }
 }
