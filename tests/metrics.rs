@@ -35,7 +35,12 @@ fn fast_config() -> String {
 
 /// One HTTP/1.1 exchange with the admin API; (status, body).
 fn http(server: &Server, method: &str, path: &str, body: &str) -> (u16, String) {
-    let r = server.http(method, path, &[("Content-Type", "application/json")], body.as_bytes());
+    let r = server.http(
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
     (r.status, r.body)
 }
 

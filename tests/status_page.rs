@@ -32,7 +32,12 @@ fn fast_config() -> String {
 
 /// One HTTP/1.1 exchange with the admin API; (status, head, body).
 fn http(server: &Server, method: &str, path: &str, body: &str) -> (u16, String, String) {
-    let r = server.http(method, path, &[("Content-Type", "application/json")], body.as_bytes());
+    let r = server.http(
+        method,
+        path,
+        &[("Content-Type", "application/json")],
+        body.as_bytes(),
+    );
     (r.status, r.head, r.body)
 }
 
