@@ -13,6 +13,7 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 pub mod geo;
+pub mod guard;
 pub mod health;
 pub mod net;
 pub mod snapshot;

@@ -17,7 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use crate::config::Policy;
 use crate::dataplane::Stats;
-use crate::dataplane::cookie::CookieKeys;
+use crate::guard::cookie::CookieKeys;
 use crate::health::Publish;
 use crate::net::Table;
 use crate::snapshot::{AnswerCounters, BuildError, Compiled, Snapshot};

@@ -3,9 +3,7 @@
 //! through [`Worker::answer`]; it never locks, awaits or allocates (the
 //! output buffer keeps its capacity between queries).
 
-pub mod cookie;
 mod parse;
-pub mod rrl;
 pub mod stats;
 
 use std::hash::{Hash, Hasher};
@@ -16,11 +14,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 
+use crate::guard::cookie::{self, Verdict};
+use crate::guard::rrl::Decision;
 use crate::snapshot::{Lookup, Snapshot};
-use cookie::Verdict;
 pub use parse::{ClientSubnet, Edns, Malformed, Query, parse};
 use parse::{HEADER_LEN, TYPE_OPT};
-use rrl::Decision;
 pub use stats::{Rcode, Stats, Transport};
 
 /// Our EDNS UDP payload size: the DNS Flag Day 2020 value, which avoids IP

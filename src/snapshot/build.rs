@@ -12,8 +12,8 @@ use rustc_hash::FxHashMap;
 use super::prepared::{NOERROR, NXDOMAIN, Prepared, Sections};
 use super::{AnswerCounters, Compiled, GeoClass, Node, StaticNode, SteeredNode};
 use crate::config::{Config, Policy, RegionId};
-use crate::dataplane::rrl::RateLimiter;
 use crate::geo::{ClientMap, GeoDb, GeoError};
+use crate::guard::rrl::RateLimiter;
 use crate::zone::Zone;
 
 /// Longest CNAME chain followed inside the zone.

@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rustc_hash::FxHashMap;
 
 use crate::config::{Config, Policy, RegionId};
-use crate::dataplane::cookie::CookieKeys;
-use crate::dataplane::rrl::RateLimiter;
 use crate::geo::{ClientMap, GeoDb};
+use crate::guard::cookie::CookieKeys;
+use crate::guard::rrl::RateLimiter;
 use crate::zone::Zone;
 pub use build::{BuildError, relative};
 pub use prepared::Prepared;
