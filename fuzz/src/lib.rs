@@ -260,7 +260,7 @@ impl StructuredQuery {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs() as u32);
-                let sc = keiko_dns::dataplane::cookie::server_cookie(
+                let sc = keiko_dns::guard::cookie::server_cookie(
                     &snapshot().cookies.current,
                     c,
                     client,
