@@ -40,21 +40,6 @@ fn shared_geoip(file: &str) -> PathBuf {
     manifest().join("../shared/geoip").join(file)
 }
 
-/// eu-west-1 first in failover order, so a reload that took effect shows.
-fn swapped_priorities() -> String {
-    let mut regions = REGIONS;
-    regions[0].priority = 2;
-    regions[1].priority = 1;
-    config_with(&regions)
-}
-
-fn assert_failover_to(server: &Server, region: &Region) {
-    assert_addresses(
-        &server.query_udp(FAILOVER_NAME, RecordType::A),
-        &[region.v4.into()],
-    );
-}
-
 fn config_version(server: &Server) -> u64 {
     server.status()["config_version"]
         .as_u64()

@@ -14,7 +14,7 @@ mod common;
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,25 +27,6 @@ use rand::{RngExt, SeedableRng};
 
 const ROUNDS: usize = 10;
 const REGION: &str = "us-east-1";
-
-fn spawn(ws: &Workspace) -> Child {
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(ws.path().join("server.log"))
-        .unwrap();
-    Command::new(binary())
-        .args(["serve", "--config"])
-        .arg(ws.config_path())
-        .current_dir(ws.path())
-        .env_remove("KEIKO_ADMIN_TOKEN")
-        .env("KEIKO_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn keiko-dns")
-}
 
 fn log(ws: &Workspace) -> String {
     fs::read_to_string(ws.path().join("server.log")).unwrap_or_default()
@@ -172,7 +153,7 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged() {
     let mut starts = Vec::new();
 
     for round in 0..=ROUNDS {
-        let mut child = spawn(&ws);
+        let mut child = spawn_child(&ws, true);
         starts.push(wait_serving(&mut child, &ws, dns, admin));
 
         // The state after the previous crash.

@@ -762,21 +762,6 @@ fn sighup_reload_applies_new_weights() {
     assert_shares(got, weight_shares(&regions), 2.0);
 }
 
-/// eu-west-1 first in failover order, so a reload that took effect shows.
-fn swapped_priorities() -> String {
-    let mut regions = REGIONS;
-    regions[0].priority = 2;
-    regions[1].priority = 1;
-    config_with(&regions)
-}
-
-fn assert_failover_to(server: &Server, region: &Region) {
-    assert_addresses(
-        &server.query_udp(FAILOVER_NAME, RecordType::A),
-        &[region.v4.into()],
-    );
-}
-
 /// Asserts the log of a failed reload names `file` at `line`.
 fn assert_reload_error(log: &str, file: &str, line: usize) {
     let located = format!("{file}:{line}:");

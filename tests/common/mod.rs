@@ -1054,7 +1054,7 @@ impl Server {
 
 /// Spawns `keiko-dns serve` on the workspace's config, stderr to
 /// `server.log` (appended to when `append`).
-fn spawn_child(ws: &Workspace, append: bool) -> Child {
+pub fn spawn_child(ws: &Workspace, append: bool) -> Child {
     let log = fs::OpenOptions::new()
         .create(true)
         .append(append)
@@ -1466,4 +1466,23 @@ pub fn assert_shares(actual: [f64; 3], expected: [f64; 3], tolerance: f64) {
 pub fn weight_shares(regions: &[Region; 3]) -> [f64; 3] {
     let total: u32 = regions.iter().map(|r| r.weight).sum();
     regions.map(|r| 100.0 * f64::from(r.weight) / f64::from(total))
+}
+
+/// The test regions with eu-west-1 first in failover order, so a reload
+/// that took effect shows in the failover answer.
+#[allow(dead_code)]
+pub fn swapped_priorities() -> String {
+    let mut regions = REGIONS;
+    regions[0].priority = 2;
+    regions[1].priority = 1;
+    config_with(&regions)
+}
+
+/// The failover name answers with `region`'s IPv4 address.
+#[allow(dead_code)]
+pub fn assert_failover_to(server: &Server, region: &Region) {
+    assert_addresses(
+        &server.query_udp(FAILOVER_NAME, RecordType::A),
+        &[region.v4.into()],
+    );
 }
