@@ -45,22 +45,34 @@ const OPTION_COOKIE: u16 = 10;
 const TYPE_TSIG: u16 = 250;
 const TSIG_BADKEY: u16 = 17;
 
-/// One data-plane worker: its counters row and its random numbers.
+/// One data-plane worker: its counters row, its random numbers and the
+/// query it is answering.
 pub struct Worker {
-    pub index: usize,
-    rng: SmallRng,
-    stats: Arc<Stats>,
+    steer: Steer,
     /// Responses this worker has dropped by rate limiting, for slipping.
     drops: u32,
+    /// Reused for every packet (see [`parse`]).
+    query: Query,
+}
+
+/// What answering needs besides the query, kept apart from it so both can
+/// be borrowed at once.
+struct Steer {
+    index: usize,
+    rng: SmallRng,
+    stats: Arc<Stats>,
 }
 
 impl Worker {
     pub fn new(index: usize, stats: Arc<Stats>) -> Worker {
         Worker {
-            index,
-            rng: SmallRng::seed_from_u64(rand::random()),
-            stats,
+            steer: Steer {
+                index,
+                rng: SmallRng::seed_from_u64(rand::random()),
+                stats,
+            },
             drops: 0,
+            query: Query::default(),
         }
     }
 
@@ -75,34 +87,35 @@ impl Worker {
         out: &mut Vec<u8>,
     ) -> bool {
         out.clear();
-        self.stats.row(self.index).query(transport);
-        let query = match parse(packet) {
-            Ok(q) => q,
+        let Worker {
+            steer,
+            drops,
+            query,
+        } = self;
+        steer.row().query(transport);
+        match parse(packet, query) {
+            Ok(()) => {}
             Err(Malformed::Drop) => {
-                self.stats.row(self.index).dropped();
+                steer.row().dropped();
                 return false;
             }
             Err(Malformed::FormErr { question_end, edns }) => {
                 formerr(packet, question_end, edns, out);
-                self.stats.row(self.index).response(Rcode::FormErr);
+                steer.row().response(Rcode::FormErr);
                 return true;
             }
-        };
-        let mut r = Response::new(&query, packet, transport);
-        let rcode = self.respond(snap, &query, client, &mut r, out);
+        }
+        let query = &*query;
+        let mut r = Response::new(query, packet, transport);
+        let rcode = steer.respond(snap, query, client, &mut r, out);
         let mut truncated = r.finish(out);
-        let stats = self.stats.row(self.index);
+        let stats = steer.row();
         if transport == Transport::Udp
             && let Some(limiter) = &snap.compiled.rate_limiter
             && !r.trusted
             && !limiter.exempt(client)
         {
-            match limiter.decide(
-                client,
-                response_kind(&query, rcode),
-                unix_seconds(),
-                &mut self.drops,
-            ) {
+            match limiter.decide(client, response_kind(query, rcode), unix_seconds(), drops) {
                 Decision::Send => {}
                 Decision::Drop => {
                     stats.rate_limited();
@@ -120,6 +133,12 @@ impl Worker {
         }
         stats.response(rcode);
         true
+    }
+}
+
+impl Steer {
+    fn row(&self) -> &stats::WorkerStats {
+        self.stats.row(self.index)
     }
 
     fn respond<'a>(
@@ -286,12 +305,19 @@ impl<'a> Response<'a> {
             flags |= FLAG_AA;
         }
         let additional = counts[2] + self.extra_records();
-        out.extend_from_slice(&q.id.to_be_bytes());
-        out.extend_from_slice(&flags.to_be_bytes());
-        for n in [u16::from(q.has_question), counts[0], counts[1], additional] {
-            out.extend_from_slice(&n.to_be_bytes());
+        // The query's header and question in one copy, then the header
+        // rewritten in place (the ID stays).
+        out.extend_from_slice(&self.packet[..q.question_end]);
+        let words = [
+            flags,
+            u16::from(q.has_question),
+            counts[0],
+            counts[1],
+            additional,
+        ];
+        for (i, word) in words.into_iter().enumerate() {
+            out[2 + 2 * i..4 + 2 * i].copy_from_slice(&word.to_be_bytes());
         }
-        out.extend_from_slice(&self.packet[HEADER_LEN..q.question_end]);
         self.question_end = out.len();
     }
 
@@ -371,12 +397,24 @@ impl<'a> Response<'a> {
         let Some(edns) = &self.query.edns else {
             return;
         };
-        out.extend_from_slice(&[0, (TYPE_OPT >> 8) as u8, TYPE_OPT as u8]);
-        out.extend_from_slice(&EDNS_PAYLOAD.to_be_bytes());
         let do_bit = if edns.dnssec_ok { 0x80 } else { 0 };
-        out.extend_from_slice(&[self.ext_rcode, 0, do_bit, 0]);
-        let rdlen_at = out.len();
-        out.extend_from_slice(&[0, 0]);
+        let [payload_hi, payload_lo] = EDNS_PAYLOAD.to_be_bytes();
+        // Root owner, type, our payload size, extended RCODE, version 0,
+        // flags, and RDLENGTH filled in below.
+        out.extend_from_slice(&[
+            0,
+            (TYPE_OPT >> 8) as u8,
+            TYPE_OPT as u8,
+            payload_hi,
+            payload_lo,
+            self.ext_rcode,
+            0,
+            do_bit,
+            0,
+            0,
+            0,
+        ]);
+        let rdlen_at = out.len() - 2;
         if let Some(nsid) = self.nsid {
             out.extend_from_slice(&OPTION_NSID.to_be_bytes());
             out.extend_from_slice(&(nsid.len() as u16).to_be_bytes());

@@ -106,57 +106,79 @@ fn u16_at(p: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*p.get(at)?, *p.get(at + 1)?]))
 }
 
-/// Parses a query. Any structural error yields `Malformed`.
-pub fn parse(packet: &[u8]) -> Result<Query, Malformed> {
-    if packet.len() < HEADER_LEN {
-        return Err(Malformed::Drop);
+impl Default for Query {
+    fn default() -> Query {
+        Query {
+            id: 0,
+            flags: 0,
+            qname: [0; MAX_NAME],
+            qname_len: 0,
+            question_end: 0,
+            qtype: 0,
+            qclass: 0,
+            edns: None,
+            tsig: None,
+            has_question: false,
+        }
     }
-    let flags = u16::from_be_bytes([packet[2], packet[3]]);
+}
+
+/// Parses a query into `query`, overwriting all of it. Any structural
+/// error yields `Malformed` (and leaves `query` partly written).
+///
+/// Filling a caller's `Query` instead of returning one keeps the 255-byte
+/// name buffer from being zeroed and moved for every packet.
+pub fn parse(packet: &[u8], query: &mut Query) -> Result<(), Malformed> {
+    let Some(header) = packet.first_chunk::<HEADER_LEN>() else {
+        return Err(Malformed::Drop);
+    };
+    let word = |i: usize| u16::from_be_bytes([header[2 * i], header[2 * i + 1]]);
+    let flags = word(1);
     if flags & 0x8000 != 0 {
         return Err(Malformed::Drop);
     }
-    let count = |i: usize| u16::from_be_bytes([packet[4 + 2 * i], packet[5 + 2 * i]]);
-    let (qd, an, ns, ar) = (count(0), count(1), count(2), count(3));
+    let (qd, an, ns, ar) = (word(2), word(3), word(4), word(5));
     let formerr = |question_end, edns| Malformed::FormErr { question_end, edns };
     if qd > 1 {
         return Err(formerr(None, false));
     }
-    let mut query = Query {
-        id: u16::from_be_bytes([packet[0], packet[1]]),
-        flags,
-        qname: [0; MAX_NAME],
-        qname_len: 0,
-        question_end: 0,
-        qtype: 0,
-        qclass: 0,
-        edns: None,
-        tsig: None,
-        has_question: qd == 1,
-    };
+    query.id = word(0);
+    query.flags = flags;
+    query.qname_len = 0;
+    query.qtype = 0;
+    query.qclass = 0;
+    query.edns = None;
+    query.tsig = None;
+    query.has_question = qd == 1;
     let mut at = HEADER_LEN;
-    while query.has_question {
-        let len = *packet.get(at).ok_or(formerr(None, false))? as usize;
-        if len & 0xc0 != 0 {
-            // Compression or extended labels: never valid in the first name.
-            return Err(formerr(None, false));
-        }
-        if query.qname_len + 1 + len > MAX_NAME {
-            return Err(formerr(None, false));
-        }
-        let label = packet.get(at..at + 1 + len).ok_or(formerr(None, false))?;
-        let dst = &mut query.qname[query.qname_len..query.qname_len + 1 + len];
-        for (d, s) in dst.iter_mut().zip(label) {
-            *d = s.to_ascii_lowercase();
-        }
-        query.qname_len += 1 + len;
-        at += 1 + len;
-        if len == 0 {
-            break;
-        }
-    }
     if query.has_question {
-        query.qtype = u16_at(packet, at).ok_or(formerr(None, false))?;
-        query.qclass = u16_at(packet, at + 2).ok_or(formerr(None, false))?;
+        // Find the end of the name from its length bytes, then copy and
+        // lowercase it in one pass (length bytes are at most 63, below
+        // 'A', so lowercasing leaves them alone).
+        loop {
+            let len = *packet.get(at).ok_or(formerr(None, false))? as usize;
+            if len & 0xc0 != 0 {
+                // Compression or extended labels: never valid in the first name.
+                return Err(formerr(None, false));
+            }
+            at += 1 + len;
+            if at - HEADER_LEN > MAX_NAME {
+                return Err(formerr(None, false));
+            }
+            if len == 0 {
+                break;
+            }
+        }
+        let name = &packet[HEADER_LEN..at];
+        let dst = &mut query.qname[..name.len()];
+        dst.copy_from_slice(name);
+        dst.make_ascii_lowercase();
+        query.qname_len = name.len();
+        let Some(fixed) = packet.get(at..at + 4) else {
+            return Err(formerr(None, false));
+        };
+        query.qtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+        query.qclass = u16::from_be_bytes([fixed[2], fixed[3]]);
         at += 4;
     }
     query.question_end = at;
@@ -188,7 +210,7 @@ pub fn parse(packet: &[u8]) -> Result<Query, Malformed> {
     if !query.has_question && query.edns.as_ref().is_none_or(|e| e.cookie.is_none()) {
         return Err(formerr(None, query.edns.is_some()));
     }
-    Ok(query)
+    Ok(())
 }
 
 /// Where the parts of a TSIG record that an error response repeats sit in

@@ -495,7 +495,7 @@ fn counters_move_with_traffic() {
     let mut f = fixture();
     f.ask(&q("api-contracts.keiko.example.com", 1));
     f.ask(&q("nope.keiko.example.com", 1));
-    let totals = f.worker.stats.totals();
+    let totals = f.worker.steer.stats.totals();
     assert_eq!(totals.udp, 2);
     assert_eq!(totals.responses[Rcode::NoError as usize], 1);
     assert_eq!(totals.responses[Rcode::NxDomain as usize], 1);

@@ -33,6 +33,8 @@ pub struct Batch {
     send_iov: Box<[libc::iovec]>,
     send_hdrs: Box<[libc::mmsghdr]>,
     sends: usize,
+    /// Headers the last receive filled, whose name lengths need resetting.
+    received: usize,
 }
 
 impl Batch {
@@ -54,6 +56,7 @@ impl Batch {
             send_iov: (0..BATCH).map(|_| zero_iov()).collect(),
             send_hdrs: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
             sends: 0,
+            received: 0,
         };
         for i in 0..BATCH {
             b.recv_iov[i] = libc::iovec {
@@ -64,6 +67,7 @@ impl Batch {
             h.msg_iov = &raw mut b.recv_iov[i];
             h.msg_iovlen = 1;
             h.msg_name = (&raw mut b.peers[i]).cast();
+            h.msg_namelen = ADDR_LEN;
             let h = &mut b.send_hdrs[i].msg_hdr;
             h.msg_iov = &raw mut b.send_iov[i];
             h.msg_iovlen = 1;
@@ -74,25 +78,31 @@ impl Batch {
     /// Waits for at least one datagram (up to the socket's read timeout) and
     /// takes as many as are queued, up to BATCH. Returns how many.
     pub fn receive(&mut self, socket: &Socket) -> io::Result<usize> {
-        for hdr in self.recv_hdrs.iter_mut() {
-            // The kernel shrinks this to the sender's address length.
+        // The kernel shrinks the name length of each header it fills to
+        // the sender's address length; only those need resetting.
+        for hdr in &mut self.recv_hdrs[..self.received] {
             hdr.msg_hdr.msg_namelen = ADDR_LEN;
         }
+        self.received = 0;
+        // The raw system call: glibc's wrapper is a thread-cancellation
+        // point, and we never cancel threads.
         // SAFETY: the headers point at buffers and addresses owned by
         // `self` with the lengths they were built with; BATCH headers exist.
         let n = unsafe {
-            libc::recvmmsg(
+            libc::syscall(
+                libc::SYS_recvmmsg,
                 socket.as_raw_fd(),
                 self.recv_hdrs.as_mut_ptr(),
                 BATCH as libc::c_uint,
                 libc::MSG_WAITFORONE,
-                std::ptr::null_mut(),
+                std::ptr::null_mut::<libc::timespec>(),
             )
         };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(n as usize)
+        self.received = (n as usize).min(BATCH);
+        Ok(self.received)
     }
 
     /// Runs `answer` over the first `n` received datagrams; each call gets
@@ -134,7 +144,8 @@ impl Batch {
             // point at send buffers and peer addresses owned by `self`,
             // unchanged since.
             let sent = unsafe {
-                libc::sendmmsg(
+                libc::syscall(
+                    libc::SYS_sendmmsg,
                     socket.as_raw_fd(),
                     self.send_hdrs.as_mut_ptr().add(done),
                     (self.sends - done) as libc::c_uint,
