@@ -146,16 +146,28 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// Logs go to stderr at `info`, or as `KEIKO_LOG` (else `RUST_LOG`) says:
+/// `warn`, `keiko_dns=debug,info`, ... (per-target levels; no regexes,
+/// which keeps a regex engine out of the binary).
 fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("KEIKO_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let info = || Targets::new().with_default(tracing::Level::INFO);
+    let spec = std::env::var("KEIKO_LOG").or_else(|_| std::env::var("RUST_LOG"));
+    let filter = match spec.as_deref().map(str::parse::<Targets>) {
+        Ok(Ok(targets)) => targets,
+        Ok(Err(e)) => {
+            eprintln!(
+                "keiko-dns: ignoring the log filter in KEIKO_LOG/RUST_LOG ({e}); logging at info"
+            );
+            info()
+        }
+        Err(_) => info(),
+    };
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let registry = tracing_subscriber::registry();
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => registry.with(layer.with_filter(filter)).try_init(),
+        LogFormat::Json => registry.with(layer.json().with_filter(filter)).try_init(),
     };
 }
