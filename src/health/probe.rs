@@ -2,8 +2,8 @@
 //! turns it into a verdict.
 //!
 //! This file owns target resolution from a region's config (`endpoint`,
-//! `health_url`, first address, `health.path`), the TLS client setup (ring
-//! provider, system roots plus an optional extra CA file), and the probe
+//! `health_url`, first address, `health.path`), reading the optional extra
+//! CA file (the TLS setup itself is in `health::tls`), and the probe
 //! itself. It keeps no health state: thresholds, intervals and transitions
 //! belong to the caller, which spawns one [`Prober::probe`] per region and
 //! round.
@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use reqwest::Url;
@@ -411,44 +411,17 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The rustls client configuration shared by probes and webhooks: the ring
-/// provider (installed explicitly: no process-wide default is assumed), the
-/// system roots through the platform verifier, plus the certificates of
-/// `ca_file`.
+/// The rustls client configuration shared by probes and webhooks (see
+/// [`super::tls`]): system roots plus the certificates of `ca_file`, which
+/// is read and checked now so a bad file fails the config load.
 pub(crate) fn tls_client_config(
     ca_file: Option<&Path>,
 ) -> Result<rustls::ClientConfig, ProbeError> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let extra = match ca_file {
         Some(path) => load_ca_file(path)?,
         None => Vec::new(),
     };
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(ProbeError::Tls)?;
-    let builder = match rustls_platform_verifier::Verifier::new_with_extra_roots(
-        extra.iter().cloned(),
-        provider,
-    ) {
-        Ok(verifier) => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier)),
-        Err(error) => {
-            // Only the system store can fail here (the extra roots were
-            // validated by load_ca_file). A machine without ca-certificates
-            // must still probe http:// and ca_file-signed https://, so fall
-            // back to the extra roots alone; other https probes then fail
-            // with "unknown certificate issuer".
-            tracing::warn!(%error, "system CA certificates unavailable; trusting only ca_file");
-            let mut roots = rustls::RootCertStore::empty();
-            roots.add_parsable_certificates(extra);
-            builder.with_root_certificates(roots)
-        }
-    };
-    let mut config = builder.with_no_client_auth();
-    // reqwest is built without HTTP/2 here; say so in ALPN.
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
+    super::tls::client_config(extra).map_err(ProbeError::Tls)
 }
 
 fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, ProbeError> {
