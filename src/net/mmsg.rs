@@ -11,8 +11,6 @@ use std::os::fd::AsRawFd;
 
 use socket2::Socket;
 
-use crate::dataplane::MAX_MESSAGE;
-
 pub const BATCH: usize = 32;
 /// Largest query we read; bigger datagrams are cut and then fail to parse.
 pub const RECV_SIZE: usize = 4096;
@@ -20,15 +18,16 @@ pub const RECV_SIZE: usize = 4096;
 const ADDR_LEN: libc::socklen_t = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
 
 /// Receive and send buffers for one socket's loop, with the kernel's
-/// message headers pointing into them. Every buffer is boxed, so the
-/// pointers stay valid when the `Batch` itself moves; it never leaves the
-/// thread that made it (raw pointers keep it `!Send`).
+/// message headers pointing into them. Every buffer is boxed or mapped, so
+/// the pointers stay valid when the `Batch` itself moves.
 pub struct Batch {
-    recv: Box<[[u8; RECV_SIZE]]>,
+    /// BATCH receive buffers of RECV_SIZE bytes, end to end.
+    recv: Pages,
     peers: Box<[libc::sockaddr_storage]>,
     recv_iov: Box<[libc::iovec]>,
     recv_hdrs: Box<[libc::mmsghdr]>,
-    /// Responses, one per slot; capacity kept across batches.
+    /// Responses, one per slot; each grows to what its answers need on
+    /// first use and keeps that capacity, so steady state never allocates.
     send: Vec<Vec<u8>>,
     send_iov: Box<[libc::iovec]>,
     send_hdrs: Box<[libc::mmsghdr]>,
@@ -37,8 +36,13 @@ pub struct Batch {
     received: usize,
 }
 
+// SAFETY: the raw pointers in the headers point only into buffers this
+// Batch owns, which do not move with it; sending the Batch to another
+// thread sends their only owner along, and nothing else refers to them.
+unsafe impl Send for Batch {}
+
 impl Batch {
-    pub fn new() -> Batch {
+    pub fn new() -> io::Result<Batch> {
         // SAFETY (all `zeroed` below): these libc structs are plain old
         // data for which all-zero bytes are a valid value.
         let zero_iov = || libc::iovec {
@@ -46,13 +50,11 @@ impl Batch {
             iov_len: 0,
         };
         let mut b = Batch {
-            recv: vec![[0u8; RECV_SIZE]; BATCH].into_boxed_slice(),
+            recv: Pages::new(RECV_SIZE * BATCH)?,
             peers: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
             recv_iov: (0..BATCH).map(|_| zero_iov()).collect(),
             recv_hdrs: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
-            send: (0..BATCH)
-                .map(|_| Vec::with_capacity(MAX_MESSAGE))
-                .collect(),
+            send: (0..BATCH).map(|_| Vec::new()).collect(),
             send_iov: (0..BATCH).map(|_| zero_iov()).collect(),
             send_hdrs: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
             sends: 0,
@@ -60,7 +62,7 @@ impl Batch {
         };
         for i in 0..BATCH {
             b.recv_iov[i] = libc::iovec {
-                iov_base: b.recv[i].as_mut_ptr().cast(),
+                iov_base: b.recv.at(i * RECV_SIZE).cast(),
                 iov_len: RECV_SIZE,
             };
             let h = &mut b.recv_hdrs[i].msg_hdr;
@@ -72,7 +74,7 @@ impl Batch {
             h.msg_iov = &raw mut b.send_iov[i];
             h.msg_iovlen = 1;
         }
-        b
+        Ok(b)
     }
 
     /// Waits for at least one datagram (up to the socket's read timeout) and
@@ -122,7 +124,8 @@ impl Batch {
             let len = (self.recv_hdrs[i].msg_len as usize).min(RECV_SIZE);
             let slot = self.sends;
             let out = &mut self.send[slot];
-            if answer(&self.recv[i][..len], peer, out) {
+            let start = i * RECV_SIZE;
+            if answer(&self.recv.as_slice()[start..start + len], peer, out) {
                 self.send_iov[slot] = libc::iovec {
                     iov_base: out.as_mut_ptr().cast(),
                     iov_len: out.len(),
@@ -156,6 +159,56 @@ impl Batch {
             done += if sent <= 0 { 1 } else { sent as usize };
         }
         self.sends = 0;
+    }
+}
+
+/// Zeroed memory mapped straight from the kernel, so a page becomes
+/// resident only when a datagram is first written to it: a quiet worker
+/// holds no receive buffers. (malloc's calloc may clear, and so touch,
+/// memory it reuses.)
+struct Pages {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl Pages {
+    fn new(len: usize) -> io::Result<Pages> {
+        // SAFETY: a new private anonymous mapping touches no existing memory.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = std::ptr::NonNull::new(ptr.cast()).ok_or_else(io::Error::last_os_error)?;
+        Ok(Pages { ptr, len })
+    }
+
+    /// A pointer `offset` bytes in, for the kernel to write through.
+    fn at(&mut self, offset: usize) -> *mut u8 {
+        assert!(offset < self.len);
+        // SAFETY: in bounds, checked above.
+        unsafe { self.ptr.as_ptr().add(offset) }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: `len` bytes mapped readable and writable, zero or written
+        // by the kernel, for as long as `self` lives; no `&mut` to them exists.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Pages {
+    fn drop(&mut self) {
+        // SAFETY: exactly the mapping made in `new`, unmapped once.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
 

@@ -52,16 +52,16 @@ pub fn spawn(
         .enumerate()
         .map(|(i, socket)| {
             let worker = Worker::new(i % per_address, stats.clone());
+            let batch = Batch::new()?;
             let (table, shutdown) = (table.clone(), shutdown.clone());
             std::thread::Builder::new()
                 .name(format!("dns-udp-{i}"))
-                .spawn(move || serve(socket, worker, table, shutdown))
+                .spawn(move || serve(socket, batch, worker, table, shutdown))
         })
         .collect()
 }
 
-fn serve(socket: Socket, mut worker: Worker, table: Table, shutdown: Shutdown) {
-    let mut batch = Batch::new();
+fn serve(socket: Socket, mut batch: Batch, mut worker: Worker, table: Table, shutdown: Shutdown) {
     // Loads the current snapshot with one atomic read when it has not changed.
     let mut table = arc_swap::Cache::new(table);
     while !shutdown.load(Ordering::Relaxed) {
