@@ -28,8 +28,13 @@
 #   HEALTH_PORT_BASE [18081]  three local health servers on BASE..BASE+2
 #                          (the ports zones/keiko.toml and `keiko-dns demo`
 #                          use); if taken, BASE+10000 is tried
-#   UDP_THREADS [nproc]    gdnsd udp_threads/tcp_threads; keiko uses
-#                          available_parallelism, i.e. nproc
+#   PIN [0]                1: both servers run on the last CPU and dnsperf
+#                          on the others (taskset), so every run gets the
+#                          same split of the machine instead of whatever
+#                          the scheduler picks; 0: no pinning
+#   UDP_THREADS [CPUs the servers may use]   gdnsd udp_threads/tcp_threads;
+#                          keiko uses available_parallelism, which counts
+#                          the same CPUs
 #   KEEP_TMP [0]           1: keep the temporary directory
 # Everything listens on 127.0.0.1 only; nothing outside 127.0.0.0/8 is
 # contacted.
@@ -57,6 +62,16 @@ KEIKO_PORT=${KEIKO_PORT:-5310}
 KEIKO_ADMIN_PORT=${KEIKO_ADMIN_PORT:-9310}
 GDNSD_PORT=${GDNSD_PORT:-5410}
 HEALTH_PORT_BASE=${HEALTH_PORT_BASE:-18081}
+PIN=${PIN:-0}
+SERVER_PIN=() CLIENT_PIN=()
+if [[ $PIN == 1 ]] && (($(nproc) >= 2)) && command -v taskset >/dev/null; then
+    last=$(($(nproc) - 1))
+    SERVER_PIN=(taskset -c "$last")
+    CLIENT_PIN=(taskset -c "0-$((last - 1))")
+    UDP_THREADS=${UDP_THREADS:-1}
+else
+    PIN=0
+fi
 UDP_THREADS=${UDP_THREADS:-$(nproc)}
 KEEP_TMP=${KEEP_TMP:-0}
 HOST=127.0.0.1
@@ -161,12 +176,12 @@ wait_dns() { # port name
 }
 KEIKO_PID="" GDNSD_PID=""
 start_keiko() { # [wrapper...]
-    (cd "$TMP/keiko" && exec "$@" "$KEIKO" serve --config "$TMP/keiko/keiko.toml") >"$OUT/keiko.log" 2>&1 &
+    (cd "$TMP/keiko" && exec "${SERVER_PIN[@]}" "$@" "$KEIKO" serve --config "$TMP/keiko/keiko.toml") >"$OUT/keiko.log" 2>&1 &
     KEIKO_PID=$!
     PIDS+=("$KEIKO_PID")
 }
 start_gdnsd() { # [wrapper...]
-    "$@" "$GDNSD" -c "$TMP/gdnsd" start >"$OUT/gdnsd.log" 2>&1 &
+    "${SERVER_PIN[@]}" "$@" "$GDNSD" -c "$TMP/gdnsd" start >"$OUT/gdnsd.log" 2>&1 &
     GDNSD_PID=$!
     PIDS+=("$GDNSD_PID")
 }
@@ -232,10 +247,10 @@ run() {
     local u0 s0 u1 s1
     read -r u0 s0 < <(cpu_ticks "$pid")
     if [[ $kind == lat ]]; then
-        dnsperf "${args[@]}" -Q "$rate" -v 2>"$tag.err" |
+        "${CLIENT_PIN[@]}" dnsperf "${args[@]}" -Q "$rate" -v 2>"$tag.err" |
             awk '/^> / { print $NF * 1000 > "'"$tag.lat"'"; next } { print }' >"$tag.out"
     else
-        dnsperf "${args[@]}" >"$tag.out" 2>"$tag.err"
+        "${CLIENT_PIN[@]}" dnsperf "${args[@]}" >"$tag.out" 2>"$tag.err"
     fi
     read -r u1 s1 < <(cpu_ticks "$pid")
     local rss
@@ -348,7 +363,7 @@ fi
 {
     echo "machine: $(nproc) cores, $(uname -r), load average before report: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "keiko: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')$(cd "$ROOT" && git diff --quiet 2>/dev/null || echo ' (with uncommitted changes)'); gdnsd: $("$GDNSD" -c /nonexistent checkconf 2>&1 | grep -o 'gdnsd version [^ ]*' | head -n1 | cut -d' ' -f3); dnsperf: $(dnsperf -h 2>&1 | awk '/^Version/ { print $2 }')"
-    echo "rounds: $ROUNDS, seconds per run: $SECONDS_PER_RUN, dnsperf -c $CLIENTS -q $OUTSTANDING, latency runs at ${LATENCY_QPS:-$LATENCY_PCT% of gdnsd max} qps, gdnsd udp_threads $UDP_THREADS"
+    echo "rounds: $ROUNDS, seconds per run: $SECONDS_PER_RUN, dnsperf -c $CLIENTS -q $OUTSTANDING, latency runs at ${LATENCY_QPS:-$LATENCY_PCT% of gdnsd max} qps, gdnsd udp_threads $UDP_THREADS, $( ((PIN)) && echo "servers pinned to CPU $last, dnsperf to the others" || echo "no CPU pinning")"
 } >"$OUT/meta.txt"
 "$PY" "$HERE/report.py" "$OUT" >"$REPORT"
 cat "$REPORT"

@@ -1,7 +1,8 @@
 //! Batched datagram I/O with `recvmmsg`/`sendmmsg`: one system call moves
 //! up to [`BATCH`] packets each way. The message headers point into
 //! buffers owned by the same [`Batch`] and are built once, so a call only
-//! resets what the kernel overwrites. The only `unsafe` code of the crate.
+//! resets what the kernel overwrites. With `sockopt`, the only `unsafe` code
+//! of the crate.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -117,7 +118,9 @@ impl Batch {
     ) {
         self.sends = 0;
         for i in 0..n.min(BATCH) {
-            let Some(peer) = sockaddr(&self.peers[i]) else {
+            // Nothing can be sent to port 0, and a query "from" it is
+            // forged; both are dropped unanswered, as gdnsd and BIND do.
+            let Some(peer) = sockaddr(&self.peers[i]).filter(|p| p.port() != 0) else {
                 continue;
             };
             // A cut datagram is answered as the malformed thing it now is.
@@ -234,5 +237,44 @@ fn sockaddr(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
             )))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_peer(batch: &mut Batch, i: usize, port: u16) {
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+        unsafe {
+            (&raw mut batch.peers[i])
+                .cast::<libc::sockaddr_in>()
+                .write(addr)
+        };
+        batch.recv_hdrs[i].msg_len = 12;
+        batch.recv_hdrs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    }
+
+    #[test]
+    fn datagrams_from_port_zero_are_dropped_unanswered() {
+        let mut batch = Batch::new().expect("buffers");
+        set_peer(&mut batch, 0, 0);
+        set_peer(&mut batch, 1, 5353);
+        let mut seen = Vec::new();
+        batch.process(2, |packet, peer, out| {
+            seen.push(peer);
+            out.extend_from_slice(packet);
+            true
+        });
+        assert_eq!(seen, vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(batch.sends, 1);
     }
 }

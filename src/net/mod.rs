@@ -2,6 +2,7 @@
 //! DNS logic lives here; every packet goes to [`crate::dataplane::Worker`].
 
 mod mmsg;
+mod sockopt;
 pub mod tcp;
 pub mod udp;
 

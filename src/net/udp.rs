@@ -29,6 +29,9 @@ pub fn bind(addr: SocketAddr, workers: usize) -> io::Result<Vec<Socket>> {
                 socket.set_only_v6(true)?;
             }
             socket.set_reuse_port(true)?;
+            if let Err(e) = super::sockopt::omit_path_mtu_discovery(&socket, addr.is_ipv6()) {
+                tracing::warn!(%addr, error = %e, "cannot turn off path MTU discovery");
+            }
             socket.set_recv_buffer_size(4 << 20).ok();
             socket.set_send_buffer_size(4 << 20).ok();
             socket.set_read_timeout(Some(POLL))?;
