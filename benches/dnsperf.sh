@@ -19,9 +19,10 @@
 #   LATENCY_PCT [50]       fixed-rate latency runs at this % of gdnsd's max
 #                          qps for the class in the same round
 #   LATENCY_QPS            or a fixed rate for every latency run
-#   PROFILE [auto]         instructions per query for the failover class at a
-#                          fixed rate: perf stat if the CPU counters work, else
+#   PROFILE [auto]         instructions per query for each class at a fixed
+#                          rate: perf stat if the CPU counters work, else
 #                          valgrind callgrind; 0 to skip
+#   PROFILE_CLASSES [CLASSES]  the classes profiled
 #   PROFILE_QPS [2000] PROFILE_SECONDS [5]
 #   SKIP_BUILD [0]         1: use the existing target/release/keiko-dns
 #   KEIKO_PORT [5310] KEIKO_ADMIN_PORT [9310] GDNSD_PORT [5410]
@@ -55,6 +56,7 @@ OUTSTANDING=${OUTSTANDING:-500}
 LATENCY_PCT=${LATENCY_PCT:-50}
 LATENCY_QPS=${LATENCY_QPS:-}
 PROFILE=${PROFILE:-auto}
+PROFILE_CLASSES=${PROFILE_CLASSES:-$CLASSES}
 PROFILE_QPS=${PROFILE_QPS:-2000}
 PROFILE_SECONDS=${PROFILE_SECONDS:-5}
 SKIP_BUILD=${SKIP_BUILD:-0}
@@ -313,50 +315,68 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 
 # --- instructions per query (failover, fixed rate) ---------------------------------------
-PROF="$OUT/profile.tsv"
-: >"$PROF"
-if [[ $PROFILE != 0 ]]; then
-    if perf stat -x, -e instructions true 2>&1 >/dev/null | grep -q '^[0-9]'; then
-        log "instructions per query with perf stat (failover, $PROFILE_QPS qps)"
-        for s in keiko gdnsd; do
-            if [[ $s == keiko ]]; then pid=$KEIKO_PID port=$KEIKO_PORT; else pid=$GDNSD_PID port=$GDNSD_PORT; fi
-            perf stat -x, -e instructions:u,cycles:u -p "$pid" -o "$OUT/perf-$s.csv" -- sleep $((PROFILE_SECONDS + 1)) &
-            ppid=$!
-            dnsperf -B -d "$TMP/queries/failover.bin" -s "$HOST" -p "$port" -l "$PROFILE_SECONDS" -Q "$PROFILE_QPS" >"$OUT/perf-$s.out" 2>&1
+# Instructions per query count user-space work exactly, unlike the tick-
+# sampled CPU times above: the sharpest measure of what the servers' own
+# code costs per query. One process per server, every class in turn.
+profile_server() { # server -> lines of profile.tsv
+    local s=$1 pid port c n=0 f done_q ins cyc
+    if [[ $s == keiko ]]; then port=$KEIKO_PORT; else port=$GDNSD_PORT; fi
+    if [[ $PROFILE_TOOL == perf ]]; then
+        if [[ $s == keiko ]]; then pid=$KEIKO_PID; else pid=$GDNSD_PID; fi
+    else
+        local vg=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/callgrind.$s.%p")
+        if [[ $s == keiko ]]; then start_keiko "${vg[@]}"; pid=$KEIKO_PID
+        else start_gdnsd "${vg[@]}"; pid=$GDNSD_PID; fi
+        wait_dns "$port" "$s"
+    fi
+    for c in $PROFILE_CLASSES; do
+        # warm up (health round, first queries), then count only the run
+        dnsperf -B -d "$TMP/queries/$c.bin" -s "$HOST" -p "$port" -l 1 -Q 500 >/dev/null 2>&1 || true
+        if [[ $PROFILE_TOOL == perf ]]; then
+            perf stat -x, -e instructions:u,cycles:u -p "$pid" -o "$OUT/perf-$s-$c.csv" -- sleep $((PROFILE_SECONDS + 1)) &
+            local ppid=$!
+            dnsperf -B -d "$TMP/queries/$c.bin" -s "$HOST" -p "$port" -l "$PROFILE_SECONDS" -Q "$PROFILE_QPS" >"$OUT/profile-$s-$c.out" 2>&1
             wait "$ppid" || true
-            done_q=$(awk '/Queries completed:/ { print $3 }' "$OUT/perf-$s.out")
-            ins=$(awk -F, '/instructions/ { print $1 }' "$OUT/perf-$s.csv")
-            cyc=$(awk -F, '/cycles/ { print $1 }' "$OUT/perf-$s.csv")
-            printf '%s\tperf stat (user instructions, whole process)\t%s\t%s\t%s\n' "$s" "$done_q" "$ins" "$cyc" >>"$PROF"
-        done
-    elif command -v valgrind >/dev/null && command -v callgrind_control >/dev/null; then
-        log "perf counters unavailable here; instructions per query with valgrind callgrind (failover, $PROFILE_QPS qps)"
-        stop_pid "$KEIKO_PID"; stop_pid "$GDNSD_PID"
-        for s in keiko gdnsd; do
-            vg=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$OUT/callgrind.$s.%p")
-            if [[ $s == keiko ]]; then start_keiko "${vg[@]}"; pid=$KEIKO_PID port=$KEIKO_PORT
-            else start_gdnsd "${vg[@]}"; pid=$GDNSD_PID port=$GDNSD_PORT; fi
-            wait_dns "$port" "$s"
-            # warm up (health round, first queries), then count only the run
-            dnsperf -B -d "$TMP/queries/failover.bin" -s "$HOST" -p "$port" -l 1 -Q 500 >/dev/null 2>&1 || true
+            ins=$(awk -F, '/instructions/ { print $1 }' "$OUT/perf-$s-$c.csv")
+            cyc=$(awk -F, '/cycles/ { print $1 }' "$OUT/perf-$s-$c.csv")
+            method="perf stat (user instructions, whole process)"
+        else
             callgrind_control -i on "$pid" >/dev/null 2>&1
             callgrind_control -z "$pid" >/dev/null 2>&1
-            dnsperf -B -d "$TMP/queries/failover.bin" -s "$HOST" -p "$port" -l "$PROFILE_SECONDS" -Q "$PROFILE_QPS" >"$OUT/callgrind-$s.out" 2>&1
+            dnsperf -B -d "$TMP/queries/$c.bin" -s "$HOST" -p "$port" -l "$PROFILE_SECONDS" -Q "$PROFILE_QPS" >"$OUT/profile-$s-$c.out" 2>&1
             callgrind_control -d "$pid" >/dev/null 2>&1
             callgrind_control -i off "$pid" >/dev/null 2>&1
-            sleep 0.5
-            stop_pid "$pid"
-            done_q=$(awk '/Queries completed:/ { print $3 }' "$OUT/callgrind-$s.out")
-            # the dump taken by -d (callgrind.SERVER.PID.1) holds the run
-            f=$(ls "$OUT"/callgrind."$s".*.1 2>/dev/null | head -n1)
+            n=$((n + 1))
+            # dump number n (callgrind.SERVER.PID.n) holds this class's run
+            f=$(ls "$OUT"/callgrind."$s".*."$n" 2>/dev/null | head -n1)
             ins=$(awk '/^totals:/ { print $2 }' "$f" 2>/dev/null)
-            printf '%s\tvalgrind callgrind (user instructions, all threads)\t%s\t%s\t\n' "$s" "$done_q" "${ins:-}" >>"$PROF"
-            callgrind_annotate --inclusive=no "$f" 2>/dev/null | head -n 60 >"$OUT/callgrind-$s-top.txt" || true
-            callgrind_annotate --inclusive=yes "$f" 2>/dev/null | head -n 60 >"$OUT/callgrind-$s-inclusive.txt" || true
-        done
+            cyc=""
+            method="valgrind callgrind (user instructions, all threads)"
+            callgrind_annotate --inclusive=no "$f" 2>/dev/null | head -n 60 >"$OUT/callgrind-$s-$c-top.txt" || true
+            callgrind_annotate --inclusive=yes "$f" 2>/dev/null | head -n 60 >"$OUT/callgrind-$s-$c-inclusive.txt" || true
+        fi
+        done_q=$(awk '/Queries completed:/ { print $3 }' "$OUT/profile-$s-$c.out")
+        printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$s" "$c" "$method" "$done_q" "${ins:-}" "${cyc:-}" >>"$PROF"
+    done
+    if [[ $PROFILE_TOOL == callgrind ]]; then sleep 0.5; stop_pid "$pid"; fi
+}
+
+PROF="$OUT/profile.tsv"
+: >"$PROF"
+PROFILE_TOOL=""
+if [[ $PROFILE != 0 ]]; then
+    if perf stat -x, -e instructions true 2>&1 >/dev/null | grep -q '^[0-9]'; then
+        PROFILE_TOOL=perf
+    elif command -v valgrind >/dev/null && command -v callgrind_control >/dev/null; then
+        PROFILE_TOOL=callgrind
+        stop_pid "$KEIKO_PID"; stop_pid "$GDNSD_PID"
     else
         log "no perf counters and no valgrind: skipping instructions per query"
     fi
+fi
+if [[ -n $PROFILE_TOOL ]]; then
+    log "instructions per query with $PROFILE_TOOL ($PROFILE_CLASSES; $PROFILE_QPS qps, $PROFILE_SECONDS s each)"
+    for s in keiko gdnsd; do profile_server "$s"; done
 fi
 
 # --- report --------------------------------------------------------------------------

@@ -121,18 +121,29 @@ def main():
 
     # summary
     out += ["## Summary (UDP unless marked)", "",
-            "| class | keiko qps | gdnsd qps | ratio | keiko user us/q | gdnsd user us/q | ratio | keiko p99 ms | gdnsd p99 ms |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            "qps flat out; CPU (user + system) and user CPU per query and average latency "
+            "at the same fixed offered load (the per-class tables give the rates); medians "
+            "over rounds; × is keiko/gdnsd (above 1 is better for keiko for qps, worse for "
+            "every other column).", "",
+            "| class | keiko qps | gdnsd qps | × | keiko CPU us/q | gdnsd CPU us/q | × "
+            "| keiko user us/q | gdnsd user us/q | × | keiko avg ms | gdnsd avg ms | × |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for proto, clss in (("udp", classes), ("tcp", tcp_classes)):
         for c in clss:
+            # TCP runs are flat out only: their CPU and latency are at max.
+            fixed = "lat" if proto == "udp" else "max"
             q = {s: med([r["qps"] for r in sel(s, c, proto, "max")]) for s in SERVERS}
-            u = {s: med([r["user_us_q"] for r in sel(s, c, proto, "max")]) for s in SERVERS}
-            p = {s: med([r["p99_ms"] for r in sel(s, c, proto, "lat")]) for s in SERVERS}
-            name = c if proto == "udp" else f"{c} (TCP)"
+            cpu = {s: med([r["user_us_q"] + r["sys_us_q"] for r in sel(s, c, proto, fixed)]) for s in SERVERS}
+            u = {s: med([r["user_us_q"] for r in sel(s, c, proto, fixed)]) for s in SERVERS}
+            a = {s: med([r["avg_ms"] for r in sel(s, c, proto, fixed)]) for s in SERVERS}
+            name = c if proto == "udp" else f"{c} (TCP, at max)"
             out.append(f"| {name} | {fmt(q['keiko'], 0)} | {fmt(q['gdnsd'], 0)} | {ratio(q['keiko'], q['gdnsd'])} "
+                       f"| {fmt(cpu['keiko'], 2)} | {fmt(cpu['gdnsd'], 2)} | {ratio(cpu['keiko'], cpu['gdnsd'])} "
                        f"| {fmt(u['keiko'], 2)} | {fmt(u['gdnsd'], 2)} | {ratio(u['keiko'], u['gdnsd'])} "
-                       f"| {fmt(p['keiko'], 3)} | {fmt(p['gdnsd'], 3)} |")
-    out.append("")
+                       f"| {fmt(a['keiko'], 3)} | {fmt(a['gdnsd'], 3)} | {ratio(a['keiko'], a['gdnsd'])} |")
+    rk, rg = (rss_start.get(s, float("nan")) / 1024 for s in ("keiko", "gdnsd"))
+    out += ["", f"Resident memory after start (VmRSS): keiko {fmt(rk, 1)} MiB, gdnsd {fmt(rg, 1)} MiB, "
+            f"× {ratio(rk, rg)}.", ""]
 
     # per class
     out += ["## Per class", ""]
@@ -171,18 +182,27 @@ def main():
     prof = os.path.join(outdir, "profile.tsv")
     lines = [l.rstrip("\n").split("\t") for l in open(prof)] if os.path.exists(prof) else []
     if lines:
-        out += ["## Instructions per query (failover, fixed rate)", "",
-                "| server | method | queries | instructions | instructions per query | cycles per query |",
-                "| --- | --- | ---: | ---: | ---: | ---: |"]
+        per = {}  # class -> server -> (method, queries, instructions per query, cycles per query)
         for l in lines:
-            l += [""] * (5 - len(l))
-            server, method, q, ins, cyc = l[:5]
+            l += [""] * (6 - len(l))
+            server, cls, method, q, ins, cyc = l[:6]
             q = float(q or 0)
             ipq = float(ins) / q if q and ins else float("nan")
             cpq = float(cyc) / q if q and cyc else float("nan")
-            out.append(f"| {server} | {method} | {fmt(q, 0)} | {fmt(float(ins or 'nan'), 0)} | {fmt(ipq, 0)} | {fmt(cpq, 0)} |")
-        out += ["", "Counts cover every thread of the process over the run (control plane included), "
-                "user space only; at a low fixed rate each receive call usually gets one datagram.", ""]
+            per.setdefault(cls, {})[server] = (method, q, ipq, cpq)
+        methods = sorted({v[0] for d in per.values() for v in d.values()})
+        out += ["## Instructions per query (fixed rate)", "",
+                f"Method: {'; '.join(methods)}. Counts cover every thread of the process "
+                "over the run (control plane included), user space only; at a low fixed rate "
+                "each receive call usually gets one datagram, so per-call costs weigh in fully.", "",
+                "| class | keiko queries | keiko instr/query | gdnsd queries | gdnsd instr/query | keiko/gdnsd |",
+                "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for cls, d in per.items():
+            k = d.get("keiko", ("", 0, float("nan"), float("nan")))
+            g = d.get("gdnsd", ("", 0, float("nan"), float("nan")))
+            out.append(f"| {CLASS_TEXT.get(cls, cls).split(' (')[0]} | {fmt(k[1], 0)} | {fmt(k[2], 0)} "
+                       f"| {fmt(g[1], 0)} | {fmt(g[2], 0)} | {ratio(k[2], g[2])} |")
+        out.append("")
     print("\n".join(out))
 
 
