@@ -48,8 +48,9 @@ fn serve(path: &Path) -> anyhow::Result<()> {
     // The health monitor publishes the states remembered in state_dir
     // before the first query is read: a restart during an outage must not
     // hand out a dead region even for a moment.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // One thread is plenty for probes, the admin API and reloads (a reload
+    // compiles the snapshot on a blocking-pool thread).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("control")
         .build()
