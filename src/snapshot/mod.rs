@@ -247,7 +247,7 @@ impl Snapshot {
                 } else {
                     let table = &self.weighted[class];
                     Choice {
-                        region: table.pick(draw(table.total().max(1))),
+                        region: table.pick(draw),
                         fail_open: table.fail_open,
                     }
                 };

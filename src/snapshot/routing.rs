@@ -14,24 +14,47 @@ pub struct Choice {
 /// Regions to draw from by weight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WeightTable {
-    /// (cumulative weight, region); draws are uniform in `0..total`.
+    /// (cumulative weight, region), for shares and explanations.
     pub entries: Box<[(u32, RegionId)]>,
+    /// Walker's alias table over the same weights: a draw costs two random
+    /// numbers and one comparison however many regions there are.
+    columns: Box<[Column]>,
     pub fail_open: bool,
 }
 
+/// One column of the alias table: draws below `keep` (out of the total
+/// weight) give `region`, the rest give `alias`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Column {
+    keep: u32,
+    region: RegionId,
+    alias: RegionId,
+}
+
 impl WeightTable {
+    fn new(entries: Box<[(u32, RegionId)]>, fail_open: bool) -> WeightTable {
+        let columns = alias_columns(&entries);
+        WeightTable {
+            entries,
+            columns,
+            fail_open,
+        }
+    }
+
     pub fn total(&self) -> u32 {
         self.entries.last().map_or(0, |e| e.0)
     }
 
-    /// The region for a draw `x` in `0..total()`.
-    pub fn pick(&self, x: u32) -> RegionId {
-        // Binary search: a hundred regions cost no more than three.
-        let i = self.entries.partition_point(|e| e.0 <= x);
-        self.entries
-            .get(i)
-            .or(self.entries.last())
-            .map_or(0, |e| e.1)
+    /// A region drawn by weight; `draw(n)` is uniform in `0..n`.
+    pub fn pick(&self, draw: &mut dyn FnMut(u32) -> u32) -> RegionId {
+        let column = self
+            .columns
+            .get(draw(self.columns.len().max(1) as u32) as usize);
+        match column {
+            Some(c) if draw(self.total().max(1)) < c.keep => c.region,
+            Some(c) => c.alias,
+            None => 0,
+        }
     }
 
     /// Each region's share in percent.
@@ -47,6 +70,49 @@ impl WeightTable {
             })
             .collect()
     }
+}
+
+/// Vose's construction of the alias table, in integers so every region's
+/// probability is exactly its weight over the total: each of the n columns
+/// holds `total` units, region i brings `weight_i * n` of them; a column
+/// short of `total` is topped up from one that has too many.
+fn alias_columns(entries: &[(u32, RegionId)]) -> Box<[Column]> {
+    let n = entries.len() as u64;
+    let total = entries.last().map_or(0, |e| e.0);
+    let mut prev = 0;
+    let mut units: Vec<u64> = entries
+        .iter()
+        .map(|&(cum, _)| {
+            let weight = cum - prev;
+            prev = cum;
+            u64::from(weight) * n
+        })
+        .collect();
+    let mut columns: Vec<Column> = entries
+        .iter()
+        .map(|&(_, region)| Column {
+            keep: total,
+            region,
+            alias: region,
+        })
+        .collect();
+    let full = u64::from(total);
+    let (mut short, mut over): (Vec<usize>, Vec<usize>) =
+        (0..entries.len()).partition(|&i| units[i] < full);
+    while let (Some(&s), Some(&o)) = (short.last(), over.last()) {
+        short.pop();
+        // units[s] < full = total, so it fits the u32 `keep`.
+        columns[s].keep = units[s] as u32;
+        columns[s].alias = columns[o].region;
+        units[o] -= full - units[s];
+        if units[o] < full {
+            over.pop();
+            short.push(o);
+        }
+    }
+    // What is left is exactly full (the arithmetic is exact) and keeps
+    // its own region.
+    columns.into_boxed_slice()
 }
 
 /// The candidates a client may be given: a residency block's regions, or all.
@@ -114,7 +180,7 @@ pub fn weighted(config: &Config, healthy: &[bool], residency: Option<usize>) -> 
             })
         })
         .collect();
-    WeightTable { entries, fail_open }
+    WeightTable::new(entries, fail_open)
 }
 
 fn first_healthy(list: &[RegionId], healthy: &[bool]) -> Option<Choice> {
@@ -122,4 +188,63 @@ fn first_healthy(list: &[RegionId], healthy: &[bool]) -> Option<Choice> {
         region,
         fail_open: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(weights: &[u32]) -> WeightTable {
+        let mut cum = 0;
+        let entries = weights
+            .iter()
+            .enumerate()
+            .map(|(r, &w)| {
+                cum += w;
+                (cum, r)
+            })
+            .collect();
+        WeightTable::new(entries, false)
+    }
+
+    /// Every (column, unit) draw, counted per region: the alias table must
+    /// give each region exactly `weight * columns` of them.
+    fn counts(t: &WeightTable) -> Vec<u64> {
+        let mut counts = vec![0u64; t.entries.len()];
+        let n = t.columns.len() as u32;
+        for column in 0..n {
+            for unit in 0..t.total() {
+                let mut draws = [column, unit].into_iter();
+                let region = t.pick(&mut |bound| {
+                    let x = draws.next().expect("two draws");
+                    assert!(x < bound);
+                    x
+                });
+                counts[region] += 1;
+            }
+        }
+        counts
+    }
+
+    #[test]
+    fn alias_draws_are_exactly_proportional_to_weight() {
+        for weights in [
+            vec![40, 40, 20],
+            vec![1],
+            vec![0, 5, 0, 1],
+            vec![1, 1000],
+            (0..100).map(|r| 1 + r % 7).collect(),
+        ] {
+            let t = table(&weights);
+            let n = weights.len() as u64;
+            let expected: Vec<u64> = weights.iter().map(|&w| u64::from(w) * n).collect();
+            assert_eq!(counts(&t), expected, "weights {weights:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_table_picks_without_panicking() {
+        let t = table(&[]);
+        assert_eq!(t.pick(&mut |_| 0), 0);
+    }
 }

@@ -78,10 +78,15 @@ fn weighted_draws_map_onto_the_table() {
     let snap = with_health([true, true, true]);
     let table = snap.weighted_default();
     assert_eq!(table.total(), 100);
-    assert_eq!(table.pick(0), 0);
-    assert_eq!(table.pick(39), 0);
-    assert_eq!(table.pick(40), 1);
-    assert_eq!(table.pick(99), 2);
+    // Every (column, unit) pair once: 3 columns of 100 units split 40/40/20.
+    let mut counts = [0; 3];
+    for column in 0..3 {
+        for unit in 0..100 {
+            let mut draws = [column, unit].into_iter();
+            counts[table.pick(&mut |_| draws.next().unwrap_or(0))] += 1;
+        }
+    }
+    assert_eq!(counts, [120, 120, 60]);
 }
 
 #[test]
