@@ -141,6 +141,24 @@ def main():
                        f"| {fmt(cpu['keiko'], 2)} | {fmt(cpu['gdnsd'], 2)} | {ratio(cpu['keiko'], cpu['gdnsd'])} "
                        f"| {fmt(u['keiko'], 2)} | {fmt(u['gdnsd'], 2)} | {ratio(u['keiko'], u['gdnsd'])} "
                        f"| {fmt(a['keiko'], 3)} | {fmt(a['gdnsd'], 3)} | {ratio(a['keiko'], a['gdnsd'])} |")
+    # Per class, three rounds leave the medians at the mercy of scheduler
+    # stalls (a 4 ms tick lands on one server's run and not the other's);
+    # pooling the paired fixed-load runs of every class says more.
+    pairs = {}
+    for r in rows:
+        if r["proto"] == "udp" and r["kind"] == "lat":
+            pairs.setdefault((r["round"], r["class"]), {})[r["server"]] = r
+    pairs = [p for p in pairs.values() if len(p) == 2]
+    if pairs:
+        out += ["", f"Paired fixed-load runs, all UDP classes and rounds ({len(pairs)} pairs): "]
+        for label, key in (("average latency", lambda r: r["avg_ms"]),
+                           ("CPU per query", lambda r: r["user_us_q"] + r["sys_us_q"]),
+                           ("user CPU per query", lambda r: r["user_us_q"])):
+            rs = [key(p["keiko"]) / key(p["gdnsd"]) for p in pairs if key(p["gdnsd"]) > 0 and key(p["keiko"]) > 0]
+            wins = sum(1 for x in rs if x < 1)
+            gm = math.exp(sum(math.log(x) for x in rs) / len(rs)) if rs else float("nan")
+            out[-1] += f"{label}: keiko lower in {wins} of {len(rs)}, geometric mean × {gm:.2f}; "
+        out[-1] = out[-1].rstrip("; ") + "."
     rk, rg = (rss_start.get(s, float("nan")) / 1024 for s in ("keiko", "gdnsd"))
     out += ["", f"Resident memory after start (VmRSS): keiko {fmt(rk, 1)} MiB, gdnsd {fmt(rg, 1)} MiB, "
             f"× {ratio(rk, rg)}.", ""]
