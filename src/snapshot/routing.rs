@@ -60,16 +60,20 @@ impl WeightTable {
     /// Each region's share in percent.
     pub fn shares(&self) -> Vec<(RegionId, f64)> {
         let total = f64::from(self.total().max(1));
-        let mut prev = 0;
-        self.entries
-            .iter()
-            .map(|&(cum, r)| {
-                let share = f64::from(cum - prev) * 100.0 / total;
-                prev = cum;
-                (r, share)
-            })
+        weights(&self.entries)
+            .map(|(r, w)| (r, f64::from(w) * 100.0 / total))
             .collect()
     }
+}
+
+/// Each region's own weight, from the cumulative entries.
+fn weights(entries: &[(u32, RegionId)]) -> impl Iterator<Item = (RegionId, u32)> + '_ {
+    let mut prev = 0;
+    entries.iter().map(move |&(cum, r)| {
+        let weight = cum - prev;
+        prev = cum;
+        (r, weight)
+    })
 }
 
 /// Vose's construction of the alias table, in integers so every region's
@@ -79,15 +83,7 @@ impl WeightTable {
 fn alias_columns(entries: &[(u32, RegionId)]) -> Box<[Column]> {
     let n = entries.len() as u64;
     let total = entries.last().map_or(0, |e| e.0);
-    let mut prev = 0;
-    let mut units: Vec<u64> = entries
-        .iter()
-        .map(|&(cum, _)| {
-            let weight = cum - prev;
-            prev = cum;
-            u64::from(weight) * n
-        })
-        .collect();
+    let mut units: Vec<u64> = weights(entries).map(|(_, w)| u64::from(w) * n).collect();
     let mut columns: Vec<Column> = entries
         .iter()
         .map(|&(_, region)| Column {
