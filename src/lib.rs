@@ -17,6 +17,7 @@ pub mod guard;
 pub mod health;
 pub mod net;
 pub mod snapshot;
+pub mod tls;
 pub mod zone;
 
 #[cfg(test)]

@@ -113,10 +113,10 @@ impl AdminClient {
             .clone()
             .or_else(|| std::env::var(TOKEN_ENV).ok())
             .filter(|t| !t.is_empty());
-        // reqwest is built without a default crypto provider; the probe
-        // module's TLS setup (ring, system roots) serves an https admin URL
+        // reqwest is built without a default crypto provider; the shared
+        // TLS client setup (ring, system roots) serves an https admin URL
         // behind a proxy as well as plain loopback http.
-        let tls = crate::health::probe::tls_client_config(None)
+        let tls = crate::tls::client_config(None)
             .map_err(|e| ClientError::Setup(e.to_string()))?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)

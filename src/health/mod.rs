@@ -7,7 +7,6 @@ pub mod notify;
 pub mod probe;
 pub mod state;
 pub mod store;
-mod tls;
 
 pub use monitor::{Monitor, MonitorError, Publish, RegionView};
 pub use state::{Forced, State};

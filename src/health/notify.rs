@@ -15,7 +15,7 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::probe::{describe_error, tls_client_config};
+use super::probe::describe_error;
 
 /// Notices waiting per webhook; past this the newest is dropped (with a
 /// warning) rather than blocking the caller.
@@ -191,7 +191,7 @@ enum SetupError {
     #[error("invalid webhook url: {0}")]
     Url(String),
     #[error(transparent)]
-    Tls(#[from] super::probe::ProbeError),
+    Tls(#[from] crate::tls::TlsError),
     #[error("cannot build HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
@@ -206,7 +206,7 @@ fn webhook_client(webhook: &Webhook, policy: Policy) -> Result<reqwest::Client, 
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     // A POST is not re-sent to wherever a redirect points.
     Ok(reqwest::Client::builder()
-        .tls_backend_preconfigured(tls_client_config(None)?)
+        .tls_backend_preconfigured(crate::tls::client_config(None)?)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(policy.request_timeout)
         .default_headers(headers)

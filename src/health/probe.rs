@@ -15,14 +15,12 @@
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use reqwest::Url;
 use reqwest::header::{HeaderValue, USER_AGENT};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use tokio::net::TcpStream;
 
 /// How much of a body is searched for `expect_body` (Route53's figure); the
@@ -42,25 +40,8 @@ const PROBE_USER_AGENT: &str = concat!("keiko-dns-health/", env!("CARGO_PKG_VERS
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProbeError {
-    #[error("cannot read CA file {}: {source}", path.display())]
-    CaFileRead {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("CA file {} is not valid PEM: {reason}", path.display())]
-    CaFilePem { path: PathBuf, reason: String },
-    #[error("CA file {} holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks)", path.display())]
-    CaFileEmpty { path: PathBuf },
-    #[error("CA file {}: certificate {index} is unusable as a trust anchor: {source}", path.display())]
-    CaFileCertificate {
-        path: PathBuf,
-        index: usize,
-        #[source]
-        source: rustls::Error,
-    },
-    #[error("TLS setup failed: {0}")]
-    Tls(#[source] rustls::Error),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     #[error("invalid {what} {value:?}: {reason}")]
     InvalidTarget {
         what: &'static str,
@@ -253,7 +234,7 @@ impl Prober {
     /// A prober that trusts the system roots plus, when given, the PEM
     /// certificates in `ca_file`, and bounds every probe by `timeout`.
     pub fn new(ca_file: Option<&Path>, timeout: Duration) -> Result<Prober, ProbeError> {
-        let tls = tls_client_config(ca_file)?;
+        let tls = crate::tls::client_config(ca_file)?;
         // Built now so a broken setup shows at config load, not at the
         // first probe.
         let unpinned = build_client(tls.clone(), None).map_err(ProbeError::Client)?;
@@ -409,49 +390,6 @@ async fn body_contains(mut response: reqwest::Response, needle: &[u8]) -> Result
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// The rustls client configuration shared by probes and webhooks (see
-/// [`super::tls`]): system roots plus the certificates of `ca_file`, which
-/// is read and checked now so a bad file fails the config load.
-pub(crate) fn tls_client_config(
-    ca_file: Option<&Path>,
-) -> Result<rustls::ClientConfig, ProbeError> {
-    let extra = match ca_file {
-        Some(path) => load_ca_file(path)?,
-        None => Vec::new(),
-    };
-    super::tls::client_config(extra).map_err(ProbeError::Tls)
-}
-
-fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, ProbeError> {
-    let bytes = std::fs::read(path).map_err(|source| ProbeError::CaFileRead {
-        path: path.to_owned(),
-        source,
-    })?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ProbeError::CaFilePem {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
-    if certs.is_empty() {
-        return Err(ProbeError::CaFileEmpty {
-            path: path.to_owned(),
-        });
-    }
-    // Checked one by one so the error names the certificate that is wrong.
-    let mut store = rustls::RootCertStore::empty();
-    for (i, cert) in certs.iter().enumerate() {
-        store
-            .add(cert.clone())
-            .map_err(|source| ProbeError::CaFileCertificate {
-                path: path.to_owned(),
-                index: i + 1,
-                source,
-            })?;
-    }
-    Ok(certs)
 }
 
 /// One client with the probe settings: no redirects (a 3xx is the verdict),

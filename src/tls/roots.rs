@@ -1,7 +1,5 @@
-//! The TLS client setup shared by probes, webhooks and the CLI: the ring
-//! provider (installed explicitly: no process-wide default is assumed),
-//! the system roots through the platform verifier, plus the certificates
-//! of an optional `ca_file`.
+//! Server-certificate verification against the system roots plus the
+//! certificates of an optional `ca_file`.
 //!
 //! The system store is read at the first TLS handshake, not when the
 //! configuration is built: parsing it costs about 300 KiB of heap, which a
@@ -16,8 +14,8 @@ use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signat
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 /// A client configuration trusting the system roots plus `extra` (already
-/// validated, see `probe::load_ca_file`), speaking HTTP/1.1 only.
-pub fn client_config(
+/// validated, see [`super::load_ca_file`]), speaking HTTP/1.1 only.
+pub(super) fn client_config(
     extra: Vec<CertificateDer<'static>>,
 ) -> Result<rustls::ClientConfig, rustls::Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
