@@ -18,7 +18,7 @@ use prometheus_client::registry::Registry;
 
 use crate::control::Plane;
 use crate::dataplane::stats::RCODES;
-use crate::health::monitor::PROBE_BUCKETS;
+use crate::health::record::PROBE_BUCKETS;
 
 type Labels = Vec<(&'static str, String)>;
 

@@ -21,7 +21,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::control::Plane;
-use crate::health::{Forced, MonitorError};
+use crate::health::{Forced, RecordError};
 
 /// Request bodies are tiny JSON objects; anything bigger is refused.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -40,11 +40,11 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<MonitorError> for ApiError {
-    fn from(e: MonitorError) -> Self {
+impl From<RecordError> for ApiError {
+    fn from(e: RecordError) -> Self {
         let status = match e {
-            MonitorError::UnknownRegion(_) => StatusCode::NOT_FOUND,
-            MonitorError::Conflict { .. } => StatusCode::CONFLICT,
+            RecordError::UnknownRegion(_) => StatusCode::NOT_FOUND,
+            RecordError::Conflict { .. } => StatusCode::CONFLICT,
         };
         ApiError(status, e.to_string())
     }

@@ -116,8 +116,7 @@ impl AdminClient {
         // reqwest is built without a default crypto provider; the shared
         // TLS client setup (ring, system roots) serves an https admin URL
         // behind a proxy as well as plain loopback http.
-        let tls = crate::tls::client_config(None)
-            .map_err(|e| ClientError::Setup(e.to_string()))?;
+        let tls = crate::tls::client_config(None).map_err(|e| ClientError::Setup(e.to_string()))?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .no_proxy()

@@ -10,7 +10,7 @@
 //! failing, so an outage is confirmed in about
 //! `interval + (failure_threshold - 1) x fast_interval`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -20,8 +20,9 @@ use tokio::task::JoinHandle;
 
 use super::notify::{Format, Notice, Notifier, Webhook};
 use super::probe::{Outcome, Prober, Target};
+use super::record::{HealthRecord, Observation, ProbeDurations, RecordError};
 use super::state::{Forced, RegionHealth, Rules, State, Transition};
-use super::store::{Event, HISTORY, Remembered, Store};
+use super::store::{Event, Remembered, Store};
 use crate::config::{Config, NotifyFormat};
 
 /// Where verdicts go: the routing table's owner.
@@ -29,14 +30,6 @@ pub trait Publish: Send + Sync + 'static {
     /// Makes `healthy` (by region name) the routing health and returns the
     /// failover name's answer before and after.
     fn publish(&self, healthy: &[(String, bool)]) -> (Vec<String>, Vec<String>);
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum MonitorError {
-    #[error("unknown region {0:?}")]
-    UnknownRegion(String),
-    #[error("region {region:?} {why}")]
-    Conflict { region: String, why: &'static str },
 }
 
 /// A region as the status views show it.
@@ -51,63 +44,24 @@ pub struct RegionView {
     pub durations: ProbeDurations,
 }
 
-/// Upper bounds, in seconds, of the probe-duration histogram buckets: the
-/// Prometheus client defaults, from a loopback probe up to a 10 s timeout.
-pub const PROBE_BUCKETS: [f64; 11] = [
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-
-/// How long a region's probes took, bucketed as they are recorded so the
-/// memory is fixed and a scrape only copies a few numbers.
-#[derive(Debug, Clone, Default)]
-pub struct ProbeDurations {
-    /// Probes per bucket of [`PROBE_BUCKETS`] (not cumulative); the extra
-    /// last one counts probes slower than every bound.
-    pub buckets: [u64; PROBE_BUCKETS.len() + 1],
-    pub sum_seconds: f64,
-    pub count: u64,
-}
-
-impl ProbeDurations {
-    fn observe(&mut self, took: Duration) {
-        let seconds = took.as_secs_f64();
-        let slot = PROBE_BUCKETS
-            .iter()
-            .position(|&bound| seconds <= bound)
-            .unwrap_or(PROBE_BUCKETS.len());
-        self.buckets[slot] += 1;
-        self.sum_seconds += seconds;
-        self.count += 1;
-    }
-}
-
-struct Region {
-    name: String,
-    target: Result<Target, String>,
-    expect_body: Option<String>,
-    health: RegionHealth,
-    tally: Tally,
-}
-
-/// What a region has been through; kept by name across reloads.
-#[derive(Debug, Clone, Default)]
-struct Tally {
-    checks_ok: u64,
-    checks_failed: u64,
-    events: u64,
-    durations: ProbeDurations,
+/// What the probe tasks of one configuration generation work from.
+struct Probes {
+    /// Per region, in the record's order: where to probe and what to expect.
+    jobs: Vec<(Result<Target, String>, Option<String>)>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Bumped on reconfiguration; outcomes of older tasks are ignored.
+    generation: u64,
 }
 
 struct Inner {
-    rules: Rules,
-    regions: Vec<Region>,
-    events: VecDeque<Event>,
-    tasks: Vec<JoinHandle<()>>,
-    /// Bumped on reconfiguration; verdicts of older tasks are ignored.
-    generation: u64,
+    record: HealthRecord,
+    probes: Probes,
     notifier: Option<Notifier>,
 }
 
+/// Probe scheduling around a [`HealthRecord`]: one task per region feeds
+/// it, and every transition it reports is published, recorded, persisted
+/// and announced.
 pub struct Monitor {
     inner: Mutex<Inner>,
     publisher: Arc<dyn Publish>,
@@ -130,14 +84,27 @@ impl Monitor {
     pub fn start(config: &Config, publisher: Arc<dyn Publish>) -> Arc<Monitor> {
         let store = Store::new(&config.server.state_dir);
         let remembered = store.load_regions();
-        let events = store.load_events();
+        let names = region_names(config);
+        let record = HealthRecord::new(
+            rules(config),
+            &names,
+            |name| {
+                remembered
+                    .get(name)
+                    .map_or(RegionHealth::new(State::Up, None), |r| {
+                        RegionHealth::new(r.state, r.forced)
+                    })
+            },
+            store.load_events(),
+        );
         let monitor = Arc::new(Monitor {
             inner: Mutex::new(Inner {
-                rules: rules(config),
-                regions: Vec::new(),
-                events,
-                tasks: Vec::new(),
-                generation: 0,
+                record,
+                probes: Probes {
+                    jobs: Vec::new(),
+                    tasks: Vec::new(),
+                    generation: 0,
+                },
                 notifier: None,
             }),
             publisher,
@@ -149,14 +116,7 @@ impl Monitor {
                 .unwrap_or_else(|| config.server.region.clone()),
             ready: AtomicBool::new(false),
         });
-        monitor.reconfigure_with(config, |name| {
-            let health = remembered
-                .get(name)
-                .map_or(RegionHealth::new(State::Up, None), |r| {
-                    RegionHealth::new(r.state, r.forced)
-                });
-            (health, Tally::default())
-        });
+        monitor.restart_probes(config);
         monitor
     }
 
@@ -165,25 +125,19 @@ impl Monitor {
     }
 
     /// Takes a reloaded config: regions keep their state by name, probes
-    /// restart with the new targets and timings.
+    /// restart with the new targets and timings. Readiness is kept: it
+    /// says the first round after start has run, and regions a reload adds
+    /// are probed at once.
     pub fn reconfigure(self: &Arc<Self>, config: &Config) {
-        let mut old: BTreeMap<String, (RegionHealth, Tally)> = self
-            .lock()
-            .regions
-            .iter()
-            .map(|r| (r.name.clone(), (r.health.clone(), r.tally.clone())))
-            .collect();
-        self.reconfigure_with(config, |name| {
-            old.remove(name)
-                .unwrap_or_else(|| (RegionHealth::new(State::Up, None), Tally::default()))
-        });
+        self.lock()
+            .record
+            .reconfigure(rules(config), &region_names(config));
+        self.restart_probes(config);
     }
 
-    fn reconfigure_with(
-        self: &Arc<Self>,
-        config: &Config,
-        mut carried: impl FnMut(&str) -> (RegionHealth, Tally),
-    ) {
+    /// Publishes the record's routing health, then (re)starts one probe
+    /// task per region of `config`, in the record's order.
+    fn restart_probes(self: &Arc<Self>, config: &Config) {
         let prober = match Prober::new(config.health.ca_file.as_deref(), config.health.timeout) {
             Ok(p) => Some(Arc::new(p)),
             Err(e) => {
@@ -192,24 +146,14 @@ impl Monitor {
             }
         };
         let mut inner = self.lock();
-        for task in inner.tasks.drain(..) {
+        for task in inner.probes.tasks.drain(..) {
             task.abort();
         }
-        inner.generation += 1;
-        inner.rules = rules(config);
-        inner.regions = config
+        inner.probes.generation += 1;
+        inner.probes.jobs = config
             .regions
             .iter()
-            .map(|r| {
-                let (health, tally) = carried(&r.name);
-                Region {
-                    name: r.name.clone(),
-                    target: target_of(config, r),
-                    expect_body: r.expect_body.clone(),
-                    health,
-                    tally,
-                }
-            })
+            .map(|r| (target_of(config, r), r.expect_body.clone()))
             .collect();
         inner.notifier = Some(Notifier::start(
             config
@@ -225,14 +169,13 @@ impl Monitor {
                 })
                 .collect(),
         ));
-        let healthy = effective(&inner.regions);
-        self.publisher.publish(&healthy);
-        let generation = inner.generation;
+        self.publisher.publish(&inner.record.routing());
+        let generation = inner.probes.generation;
         let timing = Timing {
             interval: config.health.interval,
             fast: config.health.fast_interval,
         };
-        let tasks: Vec<JoinHandle<()>> = (0..inner.regions.len())
+        inner.probes.tasks = (0..inner.probes.jobs.len())
             .map(|i| {
                 tokio::spawn(probe_loop(
                     self.clone(),
@@ -243,12 +186,11 @@ impl Monitor {
                 ))
             })
             .collect();
-        inner.tasks = tasks;
     }
 
     /// Stops every probe task.
     pub fn stop(&self) {
-        for task in self.lock().tasks.drain(..) {
+        for task in self.lock().probes.tasks.drain(..) {
             task.abort();
         }
     }
@@ -259,33 +201,23 @@ impl Monitor {
         let mut after = After::default();
         let fast = {
             let mut inner = self.lock();
-            if inner.generation != generation {
+            if inner.probes.generation != generation {
                 return false;
             }
-            let rules = inner.rules;
-            let Some(region) = inner.regions.get_mut(index) else {
-                return false;
+            let at = SystemTime::now();
+            let seen = Observation {
+                healthy: outcome.healthy,
+                reason: outcome.reason.clone(),
+                latency: outcome.latency,
+                at,
             };
-            if outcome.healthy {
-                region.tally.checks_ok += 1;
-            } else {
-                region.tally.checks_failed += 1;
-            }
-            region.tally.durations.observe(outcome.latency);
-            let transition = region.health.observe(
-                &rules,
-                outcome.healthy,
-                outcome.reason.as_deref(),
-                outcome.latency,
-                SystemTime::now(),
-            );
-            let fast = !outcome.healthy && region.health.state == State::Up;
-            let name = region.name.clone();
+            let transition = inner.record.observe(index, &seen);
+            let fast = inner.record.confirming_failure(index);
             if let Some(t) = transition {
-                self.apply(&mut inner, &name, t, &mut after);
+                let name = inner.record.regions()[index].name.clone();
+                self.apply(&mut inner, &name, t, at, &mut after);
             }
-            if !self.ready.load(Ordering::Relaxed) && inner.regions.iter().all(|r| r.health.checked)
-            {
+            if !self.ready.load(Ordering::Relaxed) && inner.record.all_checked() {
                 self.ready.store(true, Ordering::Relaxed);
                 tracing::info!("first round of health checks complete");
             }
@@ -296,11 +228,18 @@ impl Monitor {
     }
 
     /// Publishes the health after a transition of `name` and queues its event.
-    fn apply(&self, inner: &mut Inner, name: &str, t: Transition, after: &mut After) {
-        let (before, now) = self.publisher.publish(&effective(&inner.regions));
+    fn apply(
+        &self,
+        inner: &mut Inner,
+        name: &str,
+        t: Transition,
+        at: SystemTime,
+        after: &mut After,
+    ) {
+        let (before, now) = self.publisher.publish(&inner.record.routing());
         tracing::warn!(region = name, from = t.from, to = t.to, reason = %t.reason, ?before, after = ?now, "region health changed");
         let event = Event {
-            time: rfc3339(SystemTime::now()),
+            time: rfc3339(at),
             region: name.to_owned(),
             from: t.from.to_owned(),
             to: t.to.to_owned(),
@@ -308,13 +247,7 @@ impl Monitor {
             answer_before: before,
             answer_after: now,
         };
-        if let Some(r) = inner.regions.iter_mut().find(|r| r.name == name) {
-            r.tally.events += 1;
-        }
-        if inner.events.len() == HISTORY {
-            inner.events.pop_front();
-        }
-        inner.events.push_back(event.clone());
+        inner.record.record_event(event.clone());
         if let Some(n) = &inner.notifier {
             n.notify(Notice {
                 time: event.time.clone(),
@@ -328,21 +261,7 @@ impl Monitor {
             });
         }
         after.events.push(event);
-        after.save = Some(
-            inner
-                .regions
-                .iter()
-                .map(|r| {
-                    (
-                        r.name.clone(),
-                        Remembered {
-                            state: r.health.state,
-                            forced: r.health.forced,
-                        },
-                    )
-                })
-                .collect(),
-        );
+        after.save = Some(inner.record.remembered());
     }
 
     fn finish(&self, after: After) {
@@ -359,42 +278,25 @@ impl Monitor {
     }
 
     /// Forces a region up or down, or (`None`) hands it back to probes.
-    pub fn force(&self, name: &str, forced: Option<Forced>) -> Result<Option<Event>, MonitorError> {
-        self.command(name, |h| Ok(h.force(forced)))
+    pub fn force(&self, name: &str, forced: Option<Forced>) -> Result<Option<Event>, RecordError> {
+        self.command(name, |record| record.force(name, forced))
     }
 
     /// Re-admits a region waiting after a manual recovery.
-    pub fn readmit(&self, name: &str) -> Result<Option<Event>, MonitorError> {
-        self.command(name, |h| {
-            h.readmit().map(Some).map_err(|why| MonitorError::Conflict {
-                region: String::new(),
-                why,
-            })
-        })
+    pub fn readmit(&self, name: &str) -> Result<Option<Event>, RecordError> {
+        self.command(name, |record| record.readmit(name).map(Some))
     }
 
     fn command(
         &self,
         name: &str,
-        change: impl FnOnce(&mut RegionHealth) -> Result<Option<Transition>, MonitorError>,
-    ) -> Result<Option<Event>, MonitorError> {
+        change: impl FnOnce(&mut HealthRecord) -> Result<Option<Transition>, RecordError>,
+    ) -> Result<Option<Event>, RecordError> {
         let mut after = After::default();
         {
             let mut inner = self.lock();
-            let region = inner
-                .regions
-                .iter_mut()
-                .find(|r| r.name == name)
-                .ok_or_else(|| MonitorError::UnknownRegion(name.to_owned()))?;
-            let transition = change(&mut region.health).map_err(|e| match e {
-                MonitorError::Conflict { why, .. } => MonitorError::Conflict {
-                    region: name.to_owned(),
-                    why,
-                },
-                other => other,
-            })?;
-            match transition {
-                Some(t) => self.apply(&mut inner, name, t, &mut after),
+            match change(&mut inner.record)? {
+                Some(t) => self.apply(&mut inner, name, t, SystemTime::now(), &mut after),
                 None => return Ok(None),
             }
         }
@@ -403,19 +305,22 @@ impl Monitor {
         Ok(event)
     }
 
-    /// Whether every region has been probed since start or reload.
+    /// Whether every region has been probed once since start.
     pub fn ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
 
     pub fn regions(&self) -> Vec<RegionView> {
-        self.lock()
-            .regions
+        let inner = self.lock();
+        inner
+            .record
+            .regions()
             .iter()
-            .map(|r| RegionView {
+            .zip(&inner.probes.jobs)
+            .map(|(r, (target, _))| RegionView {
                 name: r.name.clone(),
                 health: r.health.clone(),
-                target: match &r.target {
+                target: match target {
                     Ok(t) => t.describe(),
                     Err(e) => format!("invalid: {e}"),
                 },
@@ -429,14 +334,12 @@ impl Monitor {
 
     /// Up to `limit` events, newest first.
     pub fn events(&self, limit: usize) -> Vec<Event> {
-        self.lock()
-            .events
-            .iter()
-            .rev()
-            .take(limit)
-            .cloned()
-            .collect()
+        self.lock().record.events(limit)
     }
+}
+
+fn region_names(config: &Config) -> Vec<&str> {
+    config.regions.iter().map(|r| r.name.as_str()).collect()
 }
 
 /// What a region's probes go to: its `health_url`, or its first address
@@ -471,10 +374,10 @@ async fn probe_loop(
     loop {
         let job = {
             let inner = monitor.lock();
-            inner
-                .regions
-                .get(index)
-                .map(|r| (r.target.clone(), r.expect_body.clone()))
+            if inner.probes.generation != generation {
+                return;
+            }
+            inner.probes.jobs.get(index).cloned()
         };
         let Some((target, expect_body)) = job else {
             return;
@@ -514,13 +417,6 @@ fn rules(config: &Config) -> Rules {
         recovery_threshold: config.health.recovery_threshold,
         recovery: config.health.recovery,
     }
-}
-
-fn effective(regions: &[Region]) -> Vec<(String, bool)> {
-    regions
-        .iter()
-        .map(|r| (r.name.clone(), r.health.healthy()))
-        .collect()
 }
 
 pub fn rfc3339(t: SystemTime) -> String {

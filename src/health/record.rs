@@ -1,0 +1,243 @@
+//! The health record: what is known about every region, and nothing that
+//! runs. Observations (from this instance's probes today, from peers
+//! tomorrow) and operator commands come in with their time; transitions,
+//! routing health and the failover history come out. No clock, no task, no
+//! I/O: the [`super::Monitor`] schedules probes, feeds this record and acts
+//! on what it returns (publishing, persisting, notifying).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, SystemTime};
+
+use super::state::{Forced, RegionHealth, Rules, State, Transition};
+use super::store::{Event, HISTORY, Remembered};
+
+/// Upper bounds, in seconds, of the probe-duration histogram buckets: the
+/// Prometheus client defaults, from a loopback probe up to a 10 s timeout.
+pub const PROBE_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// How long a region's probes took, bucketed as they are recorded so the
+/// memory is fixed and a scrape only copies a few numbers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProbeDurations {
+    /// Probes per bucket of [`PROBE_BUCKETS`] (not cumulative); the extra
+    /// last one counts probes slower than every bound.
+    pub buckets: [u64; PROBE_BUCKETS.len() + 1],
+    pub sum_seconds: f64,
+    pub count: u64,
+}
+
+impl ProbeDurations {
+    fn observe(&mut self, took: Duration) {
+        let seconds = took.as_secs_f64();
+        let slot = PROBE_BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(PROBE_BUCKETS.len());
+        self.buckets[slot] += 1;
+        self.sum_seconds += seconds;
+        self.count += 1;
+    }
+}
+
+/// One look at a region: a probe's outcome, wherever it was taken.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub healthy: bool,
+    /// Why it failed (`None` when healthy).
+    pub reason: Option<String>,
+    pub latency: Duration,
+    pub at: SystemTime,
+}
+
+/// What a region has been through; kept by name across reloads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    pub checks_ok: u64,
+    pub checks_failed: u64,
+    pub events: u64,
+    pub durations: ProbeDurations,
+}
+
+/// One region's entry.
+#[derive(Debug, Clone)]
+pub struct RegionRecord {
+    pub name: String,
+    pub health: RegionHealth,
+    pub tally: Tally,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("unknown region {0:?}")]
+    UnknownRegion(String),
+    #[error("region {region:?} {why}")]
+    Conflict { region: String, why: &'static str },
+}
+
+/// Every region's health, tallies and the recent failover history.
+#[derive(Debug)]
+pub struct HealthRecord {
+    rules: Rules,
+    regions: Vec<RegionRecord>,
+    events: VecDeque<Event>,
+}
+
+impl HealthRecord {
+    /// A record of `names`, each starting where `start` says (its
+    /// remembered state, or up), with `events` as the history so far.
+    pub fn new(
+        rules: Rules,
+        names: &[&str],
+        mut start: impl FnMut(&str) -> RegionHealth,
+        events: VecDeque<Event>,
+    ) -> HealthRecord {
+        HealthRecord {
+            rules,
+            regions: names
+                .iter()
+                .map(|&name| RegionRecord {
+                    name: name.to_owned(),
+                    health: start(name),
+                    tally: Tally::default(),
+                })
+                .collect(),
+            events,
+        }
+    }
+
+    /// Takes a reloaded config: regions keep their health and tallies by
+    /// name, new ones start up, removed ones are forgotten.
+    pub fn reconfigure(&mut self, rules: Rules, names: &[&str]) {
+        let mut old: BTreeMap<String, RegionRecord> = self
+            .regions
+            .drain(..)
+            .map(|r| (r.name.clone(), r))
+            .collect();
+        self.rules = rules;
+        self.regions = names
+            .iter()
+            .map(|&name| {
+                old.remove(name).unwrap_or_else(|| RegionRecord {
+                    name: name.to_owned(),
+                    health: RegionHealth::new(State::Up, None),
+                    tally: Tally::default(),
+                })
+            })
+            .collect();
+    }
+
+    pub fn regions(&self) -> &[RegionRecord] {
+        &self.regions
+    }
+
+    /// Index of `name` in [`Self::regions`].
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.regions.iter().position(|r| r.name == name)
+    }
+
+    /// Takes one observation of the region at `index`; returns the change
+    /// of its probe state, if any.
+    pub fn observe(&mut self, index: usize, seen: &Observation) -> Option<Transition> {
+        let rules = self.rules;
+        let region = self.regions.get_mut(index)?;
+        if seen.healthy {
+            region.tally.checks_ok += 1;
+        } else {
+            region.tally.checks_failed += 1;
+        }
+        region.tally.durations.observe(seen.latency);
+        region.health.observe(
+            &rules,
+            seen.healthy,
+            seen.reason.as_deref(),
+            seen.latency,
+            seen.at,
+        )
+    }
+
+    /// Whether the region at `index` is up but failing, so the next look
+    /// should come sooner.
+    pub fn confirming_failure(&self, index: usize) -> bool {
+        self.regions
+            .get(index)
+            .is_some_and(|r| r.health.state == State::Up && r.health.consecutive_failures > 0)
+    }
+
+    /// Applies an operator's forced state (`None` hands back to probes).
+    pub fn force(
+        &mut self,
+        name: &str,
+        forced: Option<Forced>,
+    ) -> Result<Option<Transition>, RecordError> {
+        Ok(self.region_mut(name)?.health.force(forced))
+    }
+
+    /// Re-admits a region waiting after a manual recovery.
+    pub fn readmit(&mut self, name: &str) -> Result<Transition, RecordError> {
+        self.region_mut(name)?
+            .health
+            .readmit()
+            .map_err(|why| RecordError::Conflict {
+                region: name.to_owned(),
+                why,
+            })
+    }
+
+    fn region_mut(&mut self, name: &str) -> Result<&mut RegionRecord, RecordError> {
+        self.regions
+            .iter_mut()
+            .find(|r| r.name == name)
+            .ok_or_else(|| RecordError::UnknownRegion(name.to_owned()))
+    }
+
+    /// Routing health by region name: what the data plane should see.
+    pub fn routing(&self) -> Vec<(String, bool)> {
+        self.regions
+            .iter()
+            .map(|r| (r.name.clone(), r.health.healthy()))
+            .collect()
+    }
+
+    /// Whether every region has been observed at least once.
+    pub fn all_checked(&self) -> bool {
+        self.regions.iter().all(|r| r.health.checked)
+    }
+
+    /// What survives a restart: each region's state and forced state.
+    pub fn remembered(&self) -> BTreeMap<String, Remembered> {
+        self.regions
+            .iter()
+            .map(|r| {
+                (
+                    r.name.clone(),
+                    Remembered {
+                        state: r.health.state,
+                        forced: r.health.forced,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Adds `event` to the history (the oldest falls off past
+    /// [`HISTORY`]) and counts it for its region.
+    pub fn record_event(&mut self, event: Event) {
+        if let Some(r) = self.regions.iter_mut().find(|r| r.name == event.region) {
+            r.tally.events += 1;
+        }
+        if self.events.len() == HISTORY {
+            self.events.pop_front();
+        }
+        self.events.push_back(event);
+    }
+
+    /// Up to `limit` events, newest first.
+    pub fn events(&self, limit: usize) -> Vec<Event> {
+        self.events.iter().rev().take(limit).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;
