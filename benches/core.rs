@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use keiko_dns::control::{Control, load};
+use keiko_dns::control::{Publisher, load};
 use keiko_dns::dataplane::{Stats, Transport, Worker};
 use keiko_dns::snapshot::{Compiled, Snapshot};
 
@@ -177,7 +177,7 @@ fn growth(c: &mut Criterion) {
 
 /// From a health verdict to the new answer being what a worker loads.
 fn verdict_to_answer(c: &mut Criterion) {
-    let control = Control::start(&default_config(), 2).expect("starts");
+    let control = Publisher::start(&default_config(), 2).expect("starts");
     let table: Arc<ArcSwap<Snapshot>> = control.table();
     let mut down = false;
     c.bench_function("health_verdict_to_new_snapshot", |b| {

@@ -16,7 +16,7 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet, prometheus_text
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::control::Plane;
+use crate::control::ControlPlane;
 use crate::dataplane::stats::RCODES;
 use crate::health::record::PROBE_BUCKETS;
 
@@ -120,9 +120,9 @@ fn percent(share: f64) -> f64 {
 }
 
 /// The whole exposition as text.
-pub fn render(plane: &Plane) -> String {
+pub fn render(plane: &ControlPlane) -> String {
     let mut f = Families::default();
-    let snap = plane.control.snapshot();
+    let snap = plane.publisher.snapshot();
     let config = snap.config();
     let regions = plane.monitor.regions();
     let source = config.server.region.as_str();
@@ -200,7 +200,7 @@ pub fn render(plane: &Plane) -> String {
         },
     );
 
-    let totals = plane.control.stats().totals();
+    let totals = plane.publisher.stats().totals();
     f.counter(
         "keiko_dns_queries",
         "DNS queries received, by transport.",
@@ -220,7 +220,7 @@ pub fn render(plane: &Plane) -> String {
     // Each worker counts its own answers; sum them per (record, region),
     // sorted so the output order is stable.
     let mut answers: std::collections::BTreeMap<(String, String), u64> = Default::default();
-    for counters in plane.control.answer_counters() {
+    for counters in plane.publisher.answer_counters() {
         for (record, region, n) in counters.totals() {
             *answers
                 .entry((record.to_owned(), region.to_owned()))
@@ -257,7 +257,7 @@ pub fn render(plane: &Plane) -> String {
             (l(&[("action", "slipped")]), totals.slipped),
         ],
     );
-    let (ok, failed) = plane.control.reloads();
+    let (ok, failed) = plane.publisher.reloads();
     f.counter(
         "keiko_config_reloads",
         "Reloads of config, zone and GeoIP database, by result.",

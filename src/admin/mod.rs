@@ -20,7 +20,7 @@ use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::control::Plane;
+use crate::control::ControlPlane;
 use crate::health::{Forced, RecordError};
 
 /// Request bodies are tiny JSON objects; anything bigger is refused.
@@ -28,7 +28,7 @@ const BODY_LIMIT: usize = 16 * 1024;
 
 #[derive(Clone)]
 struct App {
-    plane: Arc<Plane>,
+    plane: Arc<ControlPlane>,
 }
 
 /// A JSON error with its status.
@@ -50,7 +50,7 @@ impl From<RecordError> for ApiError {
     }
 }
 
-pub fn router(plane: Arc<Plane>) -> Router {
+pub fn router(plane: Arc<ControlPlane>) -> Router {
     Router::new()
         .route("/", get(page::page))
         .route("/health", get(|| async { "ok\n" }))
@@ -74,7 +74,7 @@ pub fn router(plane: Arc<Plane>) -> Router {
 }
 
 /// Serves the admin API on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, plane: Arc<Plane>) {
+pub async fn serve(listener: tokio::net::TcpListener, plane: Arc<ControlPlane>) {
     if let Err(e) = axum::serve(listener, router(plane)).await {
         tracing::error!(error = %e, "admin API stopped");
     }
@@ -162,7 +162,7 @@ async fn explain(
     };
     let request = Request::parse(&name, query.client.as_deref(), query.subnet.as_deref())
         .map_err(|e| bad(e.to_string()))?;
-    let snapshot = app.plane.control.snapshot();
+    let snapshot = app.plane.publisher.snapshot();
     let explanation = explain(&snapshot, &request).map_err(|e| bad(e.to_string()))?;
     match explanation.kind {
         Kind::Nxdomain | Kind::OutOfZone => {
@@ -175,7 +175,7 @@ async fn explain(
 /// Mutating calls need the bearer token when one is configured; compared
 /// in constant time so response timing does not leak it.
 fn authorize(app: &App, headers: &HeaderMap) -> Result<(), ApiError> {
-    let config = app.plane.control.loaded().config;
+    let config = app.plane.publisher.loaded().config;
     let Some(token) = config.server.admin_token.as_deref() else {
         return Ok(());
     };
@@ -253,7 +253,7 @@ async fn reload(State(app): State<App>, headers: HeaderMap) -> Result<Response, 
     authorize(&app, &headers)?;
     match app.plane.reload().await {
         Ok(()) => Ok(axum::Json(
-            json!({ "reloaded": true, "config_version": app.plane.control.reloads().0 + 1 }),
+            json!({ "reloaded": true, "config_version": app.plane.publisher.reloads().0 + 1 }),
         )
         .into_response()),
         Err(e) => Err(ApiError(

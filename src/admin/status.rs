@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Policy;
-use crate::control::{NO_LOCATION, Plane};
+use crate::control::{ControlPlane, NO_LOCATION};
 use crate::health::Event;
 use crate::health::monitor::rfc3339;
 
@@ -52,8 +52,8 @@ pub struct RecordStatus {
     pub region: Option<String>,
 }
 
-pub fn build(plane: &Plane, events: usize) -> Status {
-    let snap = plane.control.snapshot();
+pub fn build(plane: &ControlPlane, events: usize) -> Status {
+    let snap = plane.publisher.snapshot();
     let config = snap.config();
     let views = plane.monitor.regions();
     let shares = snap.weighted_default().shares();
@@ -127,7 +127,7 @@ pub fn build(plane: &Plane, events: usize) -> Status {
             .clone()
             .unwrap_or_else(|| config.server.region.clone()),
         region: config.server.region.clone(),
-        config_version: plane.control.reloads().0 + 1,
+        config_version: plane.publisher.reloads().0 + 1,
         snapshot_version: snap.version,
         ready: plane.monitor.ready(),
         zone: origin.to_string(),

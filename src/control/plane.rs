@@ -1,39 +1,71 @@
-//! The control plane as the admin API and the signal handler drive it:
-//! the routing table's owner and the health monitor, changed together.
+//! The running control plane: the routing table's publisher and the
+//! health monitor, changed together by the admin API and by signals.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use super::{Control, ControlError};
+use anyhow::Context;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::{ControlError, Publisher};
 use crate::health::Monitor;
 
-pub struct Plane {
-    pub control: Arc<Control>,
+/// RFC 9018 suggests rotating the cookie secret regularly; the old one
+/// stays valid for one more period.
+const COOKIE_ROTATION: Duration = Duration::from_secs(24 * 3600);
+
+pub struct ControlPlane {
+    pub publisher: Arc<Publisher>,
     pub monitor: Arc<Monitor>,
 }
 
-impl Plane {
-    /// Starts health checking over an already loaded `control`. Must run
+impl ControlPlane {
+    /// Starts health checking over an already loaded `publisher`. Must run
     /// inside the control plane's tokio runtime.
-    pub fn start(control: Arc<Control>) -> Plane {
-        let config = control.loaded().config;
-        let monitor = Monitor::start(&config, control.clone());
-        Plane { control, monitor }
+    pub fn start(publisher: Arc<Publisher>) -> ControlPlane {
+        let config = publisher.loaded().config;
+        let monitor = Monitor::start(&config, publisher.clone());
+        ControlPlane { publisher, monitor }
     }
 
     /// Reloads config, zone and GeoIP database, then points the health
     /// checker at the new regions. The old state keeps serving on error.
     pub async fn reload(&self) -> Result<(), Arc<ControlError>> {
-        let control = self.control.clone();
+        let publisher = self.publisher.clone();
         // Compiling a large GeoIP database takes a while: off the runtime.
-        let result = tokio::task::spawn_blocking(move || control.reload())
+        let result = tokio::task::spawn_blocking(move || publisher.reload())
             .await
             .unwrap_or_else(|e| Err(ControlError::Panicked(e.to_string())));
         match result {
             Ok(()) => {
-                self.monitor.reconfigure(&self.control.loaded().config);
+                self.monitor.reconfigure(&self.publisher.loaded().config);
                 Ok(())
             }
             Err(e) => Err(Arc::new(e)),
         }
+    }
+
+    /// Runs until SIGTERM or SIGINT: reloads on SIGHUP and rotates the
+    /// cookie secret daily.
+    pub async fn run_until_stopped(&self) -> anyhow::Result<()> {
+        let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+        let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+        let mut rotate = tokio::time::interval(COOKIE_ROTATION);
+        rotate.tick().await;
+        loop {
+            tokio::select! {
+                _ = rotate.tick() => self.publisher.rotate_cookie_secret(),
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    // Errors are logged by the reload itself; the old config keeps serving.
+                    let _ = self.reload().await;
+                }
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+            }
+        }
+        tracing::info!("stopping");
+        Ok(())
     }
 }

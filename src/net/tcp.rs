@@ -240,3 +240,31 @@ mod tests {
         assert!(!list.evict_oldest(), "nothing left to evict");
     }
 }
+
+/// Serves `listeners` on a thread of their own with its own runtime, so
+/// the control plane's work never delays TCP clients.
+pub fn spawn(
+    listeners: Vec<std::net::TcpListener>,
+    table: Table,
+    stats: Arc<Stats>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .thread_name("dns-tcp")
+        .build()?;
+    std::thread::Builder::new()
+        .name("dns-tcp".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let tasks: Vec<_> = listeners
+                    .into_iter()
+                    .map(|l| {
+                        tokio::spawn(serve(l, table.clone(), stats.clone(), Limits::default()))
+                    })
+                    .collect();
+                for t in tasks {
+                    let _ = t.await;
+                }
+            });
+        })
+}

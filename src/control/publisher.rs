@@ -1,0 +1,258 @@
+//! The routing table's only writer: it owns the loaded inputs and the
+//! health view. Every change (reload, probe verdict, forced state) ends in
+//! [`Publisher::publish`], which builds a new snapshot and swaps it in; the
+//! data plane never waits for any of this.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::load::{LoadError, Loaded, load};
+use crate::config::Policy;
+use crate::dataplane::Stats;
+use crate::guard::cookie::CookieKeys;
+use crate::health::Publish;
+use crate::net::Table;
+use crate::snapshot::{AnswerCounters, BuildError, Compiled, Snapshot};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ControlError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("cannot build the routing table: {0}")]
+    Build(#[from] BuildError),
+    #[error("reload failed unexpectedly: {0}")]
+    Panicked(String),
+}
+
+/// A client address no GeoIP database places anywhere.
+pub const NO_LOCATION: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
+/// Owner of the routing table and of what it is built from.
+pub struct Publisher {
+    config_path: PathBuf,
+    table: Table,
+    stats: Arc<Stats>,
+    inner: Mutex<Inner>,
+    version: AtomicU64,
+    reloads_ok: AtomicU64,
+    reloads_failed: AtomicU64,
+}
+
+struct Inner {
+    loaded: Loaded,
+    compiled: Arc<Compiled>,
+    /// Effective health by region name (survives reloads that keep the name).
+    healthy: Vec<(String, bool)>,
+    /// Answer counters of earlier compilations, still summed into metrics.
+    retired: Vec<Arc<AnswerCounters>>,
+    cookies: Arc<CookieKeys>,
+}
+
+impl Publisher {
+    /// Loads `config_path` and publishes the first snapshot, every region
+    /// healthy; the health monitor publishes remembered states before the
+    /// data plane starts.
+    pub fn start(config_path: &Path, workers: usize) -> Result<Publisher, ControlError> {
+        let loaded = load(config_path)?;
+        let stats = Arc::new(Stats::new(workers + 1));
+        let compiled = Arc::new(Compiled::build(
+            loaded.config.clone(),
+            loaded.zone.clone(),
+            loaded.geo.clone(),
+            stats.workers(),
+        )?);
+        let healthy: Vec<(String, bool)> = loaded
+            .config
+            .regions
+            .iter()
+            .map(|r| (r.name.clone(), true))
+            .collect();
+        let snapshot = Snapshot::new(compiled.clone(), healthy.iter().map(|h| h.1).collect(), 1);
+        let cookies = snapshot.cookies.clone();
+        Ok(Publisher {
+            config_path: config_path.to_owned(),
+            table: Arc::new(ArcSwap::from_pointee(snapshot)),
+            stats,
+            inner: Mutex::new(Inner {
+                loaded,
+                compiled,
+                healthy,
+                retired: Vec::new(),
+                cookies,
+            }),
+            version: AtomicU64::new(1),
+            reloads_ok: AtomicU64::new(0),
+            reloads_failed: AtomicU64::new(0),
+        })
+    }
+
+    pub fn table(&self) -> Table {
+        self.table.clone()
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.table.load_full()
+    }
+
+    pub fn loaded(&self) -> Loaded {
+        self.lock().loaded.clone()
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// (successful, failed) reloads so far.
+    pub fn reloads(&self) -> (u64, u64) {
+        (
+            self.reloads_ok.load(Ordering::Relaxed),
+            self.reloads_failed.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Answer counters of the current and all earlier compilations.
+    pub fn answer_counters(&self) -> Vec<Arc<AnswerCounters>> {
+        let inner = self.lock();
+        let mut all = inner.retired.clone();
+        all.push(inner.compiled.counters.clone());
+        all
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (every
+        // field is replaced whole), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Re-reads config, zone and GeoIP database. On any error the old
+    /// snapshot keeps serving and the error is returned for reporting.
+    pub fn reload(&self) -> Result<(), ControlError> {
+        let started = Instant::now();
+        let result = self.try_reload();
+        match &result {
+            Ok(()) => {
+                self.reloads_ok.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "reloaded config, zone and GeoIP database"
+                );
+            }
+            Err(e) => {
+                self.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("reload failed, still serving the previous config:\n{e}");
+            }
+        }
+        result
+    }
+
+    fn try_reload(&self) -> Result<(), ControlError> {
+        let loaded = load(&self.config_path)?;
+        let compiled = Arc::new(Compiled::build(
+            loaded.config.clone(),
+            loaded.zone.clone(),
+            loaded.geo.clone(),
+            self.stats.workers(),
+        )?);
+        let mut inner = self.lock();
+        let old: Vec<(String, bool)> = std::mem::take(&mut inner.healthy);
+        inner.healthy = loaded
+            .config
+            .regions
+            .iter()
+            .map(|r| {
+                let was = old
+                    .iter()
+                    .find(|(n, _)| *n == r.name)
+                    .is_none_or(|(_, h)| *h);
+                (r.name.clone(), was)
+            })
+            .collect();
+        let retired = std::mem::replace(&mut inner.compiled, compiled);
+        inner.retired.push(retired.counters.clone());
+        if let Some(current) = loaded.config.server.cookie_secret
+            && inner.cookies.current != current
+        {
+            inner.cookies = Arc::new(CookieKeys {
+                current,
+                previous: Some(inner.cookies.current),
+            });
+        }
+        inner.loaded = loaded;
+        self.publish(&inner);
+        Ok(())
+    }
+
+    /// Sets the effective health of regions by name and publishes the new
+    /// routing at once. Returns the snapshot version now serving.
+    pub fn set_health(&self, updates: &[(&str, bool)]) -> u64 {
+        let mut inner = self.lock();
+        for (name, healthy) in updates {
+            if let Some(slot) = inner.healthy.iter_mut().find(|(n, _)| n == name) {
+                slot.1 = *healthy;
+            }
+        }
+        self.publish(&inner)
+    }
+
+    /// The failover name's answer (A and AAAA) for a client with no
+    /// location: what status views and failover events show.
+    pub fn failover_answer(&self) -> Vec<String> {
+        let snap = self.snapshot();
+        let config = snap.config();
+        let Some(record) = config.records.iter().find(|r| r.policy == Policy::Failover) else {
+            return Vec::new();
+        };
+        let (choice, _) = snap.steer(record.policy, NO_LOCATION, &mut |_| 0);
+        let region = &config.regions[choice.region];
+        region.addresses.iter().map(ToString::to_string).collect()
+    }
+
+    /// Replaces the cookie secret, keeping the old one valid (RFC 9018
+    /// section 4.2). A secret set in config is shared with other servers
+    /// and left alone.
+    pub fn rotate_cookie_secret(&self) {
+        let mut inner = self.lock();
+        if inner.loaded.config.server.cookie_secret.is_some() {
+            return;
+        }
+        inner.cookies = Arc::new(inner.cookies.rotated());
+        self.publish(&inner);
+        tracing::debug!("rotated the DNS cookie secret");
+    }
+
+    fn publish(&self, inner: &Inner) -> u64 {
+        let version = self.version.fetch_add(1, Ordering::Relaxed) + 1;
+        let healthy = inner.healthy.iter().map(|h| h.1).collect();
+        let snapshot = Snapshot::with_cookies(
+            inner.compiled.clone(),
+            healthy,
+            version,
+            inner.cookies.clone(),
+        );
+        if snapshot.failover_default().fail_open {
+            tracing::warn!("no region is healthy: answering as if all were (fail open)");
+        }
+        self.table.store(Arc::new(snapshot));
+        version
+    }
+}
+
+impl Publish for Publisher {
+    fn publish(&self, healthy: &[(String, bool)]) -> (Vec<String>, Vec<String>) {
+        let before = self.failover_answer();
+        let updates: Vec<(&str, bool)> = healthy.iter().map(|(n, h)| (n.as_str(), *h)).collect();
+        self.set_health(&updates);
+        (before, self.failover_answer())
+    }
+}
