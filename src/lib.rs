@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dataplane;
+pub mod explain;
 pub mod geo;
 pub mod guard;
 pub mod health;

@@ -148,7 +148,7 @@ async fn explain(
     State(app): State<App>,
     query: Result<Query<ExplainQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    use crate::snapshot::explain::{Kind, Request, explain};
+    use crate::explain::{Kind, Request, explain};
     let bad = |message: String| ApiError(StatusCode::BAD_REQUEST, message);
     let Ok(Query(query)) = query else {
         return Err(bad(

@@ -4,9 +4,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::Policy;
-use crate::control::{ControlPlane, NO_LOCATION};
+use crate::control::ControlPlane;
 use crate::health::Event;
 use crate::health::monitor::rfc3339;
+use crate::snapshot::NO_LOCATION;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Status {

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::client::{AdminArgs, AdminClient, ClientError, EXIT_FAILED, EXIT_UNREACHABLE, runtime};
-use crate::snapshot::explain::{Explanation, Kind, Request, Steering, explain};
+use crate::explain::{Explanation, Kind, Request, Steering, explain};
 use crate::snapshot::{Compiled, Snapshot};
 
 #[derive(Debug, clap::Args)]

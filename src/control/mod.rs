@@ -14,4 +14,4 @@ pub mod serve;
 
 pub use load::{LoadError, Loaded, load};
 pub use plane::ControlPlane;
-pub use publisher::{ControlError, NO_LOCATION, Publisher};
+pub use publisher::{ControlError, Publisher};

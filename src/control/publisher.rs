@@ -10,15 +10,13 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
-use std::net::{IpAddr, Ipv4Addr};
-
 use super::load::{LoadError, Loaded, load};
 use crate::config::Policy;
 use crate::dataplane::Stats;
 use crate::guard::cookie::CookieKeys;
 use crate::health::Publish;
 use crate::net::Table;
-use crate::snapshot::{AnswerCounters, BuildError, Compiled, Snapshot};
+use crate::snapshot::{AnswerCounters, BuildError, Compiled, NO_LOCATION, Snapshot};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -30,9 +28,6 @@ pub enum ControlError {
     #[error("reload failed unexpectedly: {0}")]
     Panicked(String),
 }
-
-/// A client address no GeoIP database places anywhere.
-pub const NO_LOCATION: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 /// Owner of the routing table and of what it is built from.
 pub struct Publisher {

@@ -10,6 +10,7 @@ use hickory_proto::rr::{Name, RData, Record, RecordType};
 use rustc_hash::FxHashMap;
 
 use super::prepared::{NOERROR, NXDOMAIN, Prepared, Sections};
+use super::routing;
 use super::{AnswerCounters, Compiled, GeoClass, Node, StaticNode, SteeredNode};
 use crate::config::{Config, Policy, RegionId};
 use crate::geo::{ClientMap, GeoDb, GeoError};
@@ -358,34 +359,18 @@ type Classified = (Vec<GeoClass>, ClientMap, ClientMap);
 /// Compiles the client maps: address to geo class, and address to
 /// residency class (0 none, i + 1 block i).
 fn classify(config: &Config, geo: Option<&GeoDb>) -> Result<Classified, BuildError> {
-    let residency_of = |country: Option<&str>, continent: Option<&str>| -> Option<usize> {
-        let by_country = country.and_then(|c| {
-            config
-                .residency
-                .iter()
-                .position(|b| b.countries.iter().any(|x| x == c))
-        });
-        by_country.or_else(|| {
-            continent.and_then(|c| {
-                config
-                    .residency
-                    .iter()
-                    .position(|b| b.continents.iter().any(|x| x == c))
-            })
-        })
+    let residency_of = |country: Option<&str>, continent: Option<&str>| {
+        routing::residency_block(config, country, continent).map(|(block, _)| block)
     };
-    let list_of = |country: Option<&str>, continent: Option<&str>| -> &Vec<RegionId> {
-        country
-            .and_then(|c| config.geoip.countries.get(c))
-            .or_else(|| continent.and_then(|c| config.geoip.continents.get(c)))
-            .unwrap_or(&config.geoip.default)
+    let list_of = |country: Option<&str>, continent: Option<&str>| -> &[RegionId] {
+        routing::preference_list(config, country, continent).0
     };
     let mut classes: Vec<GeoClass> = Vec::new();
     let mut index: HashMap<(Vec<RegionId>, Option<usize>), u32> = HashMap::new();
-    let mut class_of = |list: &Vec<RegionId>, residency: Option<usize>| -> u32 {
-        *index.entry((list.clone(), residency)).or_insert_with(|| {
+    let mut class_of = |list: &[RegionId], residency: Option<usize>| -> u32 {
+        *index.entry((list.to_vec(), residency)).or_insert_with(|| {
             classes.push(GeoClass {
-                list: list.clone(),
+                list: list.to_vec(),
                 residency,
             });
             (classes.len() - 1) as u32

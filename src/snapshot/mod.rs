@@ -9,7 +9,6 @@
 //! Nothing here locks, awaits or allocates on lookup.
 
 mod build;
-pub mod explain;
 mod prepared;
 pub mod routing;
 
@@ -31,6 +30,10 @@ use routing::{Choice, WeightTable};
 const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
 const TYPE_ANY: u16 = 255;
+
+/// A client address no GeoIP database places anywhere: what status views
+/// show as "no location".
+pub const NO_LOCATION: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 /// The load-time half of a snapshot.
 pub struct Compiled {
@@ -80,6 +83,20 @@ struct SteeredNode {
     answers: Arc<[(Prepared, Prepared)]>,
 }
 
+/// What a name is in the table (for views that explain answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameKind {
+    /// Not in the table: NXDOMAIN inside the zone, REFUSED outside.
+    Missing,
+    /// Exists only because names exist below it.
+    EmptyNonTerminal,
+    Static,
+    /// Steered by `config.records[record]`.
+    Steered {
+        record: usize,
+    },
+}
+
 /// What a query is answered with.
 pub enum Lookup<'a> {
     Refused,
@@ -105,6 +122,20 @@ pub struct Snapshot {
     pub version: u64,
     /// Secrets for DNS Cookies; the control plane rotates them.
     pub cookies: Arc<CookieKeys>,
+}
+
+impl Compiled {
+    /// What `name` (any case) is in the table.
+    pub fn kind_of(&self, name: &hickory_proto::rr::Name) -> NameKind {
+        match self.names.get(&build::wire(name)) {
+            None => NameKind::Missing,
+            Some(Node::Empty) => NameKind::EmptyNonTerminal,
+            Some(Node::Static(_)) => NameKind::Static,
+            Some(Node::Steered(node)) => NameKind::Steered {
+                record: node.record,
+            },
+        }
+    }
 }
 
 impl Snapshot {

@@ -140,21 +140,85 @@ pub fn geo(
     list: &[RegionId],
     residency: Option<usize>,
 ) -> Choice {
+    let order = geo_order(config, list, residency);
+    first_healthy(&order, healthy).unwrap_or(Choice {
+        region: order.first().copied().unwrap_or(0),
+        fail_open: true,
+    })
+}
+
+/// The order `geo` tries regions in: the client's list narrowed to the
+/// allowed candidates, then the other candidates by priority.
+pub fn geo_order(config: &Config, list: &[RegionId], residency: Option<usize>) -> Vec<RegionId> {
     let candidates = allowed(config, residency);
-    let list: Vec<RegionId> = list
+    let mut order: Vec<RegionId> = list
         .iter()
         .copied()
         .filter(|r| candidates.contains(r))
         .collect();
-    if let Some(choice) =
-        first_healthy(&list, healthy).or_else(|| first_healthy(&candidates, healthy))
+    let rest: Vec<RegionId> = candidates
+        .into_iter()
+        .filter(|r| !order.contains(r))
+        .collect();
+    order.extend(rest);
+    order
+}
+
+/// What part of a location decided a lookup in the config: the country
+/// code, the continent code, or neither (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatchedBy<'a> {
+    Country(&'a str),
+    Continent(&'a str),
+    Default,
+}
+
+impl std::fmt::Display for MatchedBy<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MatchedBy::Country(c) => write!(f, "country {c}"),
+            MatchedBy::Continent(c) => write!(f, "continent {c}"),
+            MatchedBy::Default => f.write_str("default"),
+        }
+    }
+}
+
+/// The `[geoip]` preference list of a location: its country's list, else
+/// its continent's, else `default`.
+pub fn preference_list<'c, 'a>(
+    config: &'c Config,
+    country: Option<&'a str>,
+    continent: Option<&'a str>,
+) -> (&'c [RegionId], MatchedBy<'a>) {
+    if let Some((c, list)) = country.and_then(|c| config.geoip.countries.get(c).map(|l| (c, l))) {
+        return (list, MatchedBy::Country(c));
+    }
+    if let Some((c, list)) = continent.and_then(|c| config.geoip.continents.get(c).map(|l| (c, l)))
     {
-        return choice;
+        return (list, MatchedBy::Continent(c));
     }
-    Choice {
-        region: list.first().or(candidates.first()).copied().unwrap_or(0),
-        fail_open: true,
-    }
+    (&config.geoip.default, MatchedBy::Default)
+}
+
+/// The residency block a location falls in, by country first, then by
+/// continent, with what matched.
+pub fn residency_block<'a>(
+    config: &Config,
+    country: Option<&'a str>,
+    continent: Option<&'a str>,
+) -> Option<(usize, MatchedBy<'a>)> {
+    let find = |code: Option<&'a str>, field: fn(&crate::config::Residency) -> &[String]| {
+        code.and_then(|c| {
+            config
+                .residency
+                .iter()
+                .position(|b| field(b).iter().any(|x| x == c))
+                .map(|i| (i, c))
+        })
+    };
+    find(country, |b| &b.countries)
+        .map(|(i, c)| (i, MatchedBy::Country(c)))
+        .or_else(|| find(continent, |b| &b.continents).map(|(i, c)| (i, MatchedBy::Continent(c))))
 }
 
 /// `weighted`: healthy candidates by weight; all candidates when none is

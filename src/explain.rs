@@ -9,20 +9,15 @@
 //! rules the data plane answers from, so the explanation cannot drift from
 //! the answer. Rendering it for people is the CLI's business.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 use hickory_proto::rr::Name;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::build::{relative, wire};
-use super::routing::{self, Choice};
-use super::{Node, Snapshot};
 use crate::config::{Config, Policy, RegionId};
-
-/// The address the data plane classifies when a query tells nothing about
-/// its client: what status views show as "no location".
-const NO_LOCATION: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+use crate::snapshot::routing::{self, Choice};
+use crate::snapshot::{NO_LOCATION, NameKind, Snapshot, relative};
 
 /// Why a request to explain cannot be answered. Each message says what is
 /// allowed, since it goes straight to an operator.
@@ -229,7 +224,7 @@ pub fn explain(snap: &Snapshot, request: &Request) -> Result<Explanation, Explai
     };
     let geoip = geo_info(snap, address);
 
-    let node = compiled.names.get(&wire(&name));
+    let kind = compiled.kind_of(&name);
     let zone_name = origin.to_string();
     let fqdn = name.to_string();
     let mut explanation = Explanation {
@@ -243,24 +238,24 @@ pub fn explain(snap: &Snapshot, request: &Request) -> Result<Explanation, Explai
         static_records: Vec::new(),
         snapshot_version: snap.version,
     };
-    match node {
-        None if origin.zone_of(&name) => {
+    match kind {
+        NameKind::Missing if origin.zone_of(&name) => {
             explanation.kind = Kind::Nxdomain;
             explanation.summary =
                 format!("{fqdn} does not exist in zone {zone_name}: the server answers NXDOMAIN");
         }
-        None => {
+        NameKind::Missing => {
             explanation.summary =
                 format!("{fqdn} is outside zone {zone_name}: the server answers REFUSED");
         }
-        Some(Node::Empty) => {
+        NameKind::EmptyNonTerminal => {
             explanation.kind = Kind::EmptyNonTerminal;
             explanation.summary = format!(
                 "{fqdn} has no records of its own (names exist below it): \
                  the server answers NODATA for every type"
             );
         }
-        Some(Node::Static(_)) => {
+        NameKind::Static => {
             explanation.kind = Kind::Static;
             explanation.static_records = compiled
                 .zone
@@ -275,8 +270,8 @@ pub fn explain(snap: &Snapshot, request: &Request) -> Result<Explanation, Explai
                                    client, whatever the health of regions)"
                 .into();
         }
-        Some(Node::Steered(node)) => {
-            let record = &config.records[node.record];
+        NameKind::Steered { record } => {
+            let record = &config.records[record];
             let steering = steer(snap, record.policy, address, request, &explanation.geoip);
             let steering = Steering {
                 record: relative(&record.name, origin),
@@ -417,7 +412,7 @@ fn steer(
         .and_then(|b| config.residency.get(b))
         .map(|b| ResidencyRule {
             block: b.name.clone(),
-            matched: residency_reason(b, geo),
+            matched: residency_reason(config, geo),
             regions: names(&b.regions),
         });
     let allowed = routing::allowed(config, block);
@@ -445,20 +440,7 @@ fn steer(
                 source: list_source(config, geo),
                 regions: names(list),
             });
-            // The list narrowed to the allowed regions, then the other
-            // allowed regions by priority (`routing::geo`).
-            let mut order: Vec<RegionId> = list
-                .iter()
-                .copied()
-                .filter(|r| allowed.contains(r))
-                .collect();
-            let rest: Vec<RegionId> = allowed
-                .iter()
-                .copied()
-                .filter(|r| !order.contains(r))
-                .collect();
-            order.extend(rest);
-            order
+            routing::geo_order(config, list, block)
         }
     };
     let weighted = policy == Policy::Weighted;
@@ -524,33 +506,18 @@ fn steer(
 }
 
 /// Why a residency block matched, in the terms the config uses.
-fn residency_reason(block: &crate::config::Residency, geo: &GeoInfo) -> String {
-    if let Some(c) = geo.country.as_deref()
-        && block.countries.iter().any(|x| x == c)
-    {
-        return format!("country {c}");
+fn residency_reason(config: &Config, geo: &GeoInfo) -> String {
+    match routing::residency_block(config, geo.country.as_deref(), geo.continent.as_deref()) {
+        Some((_, by)) => by.to_string(),
+        None => "the GeoIP database places the client in it".into(),
     }
-    if let Some(c) = geo.continent.as_deref()
-        && block.continents.iter().any(|x| x == c)
-    {
-        return format!("continent {c}");
-    }
-    "the GeoIP database places the client in it".into()
 }
 
-/// Which `[geoip]` list a location selects, as `classify` decides.
+/// Which `[geoip]` list a location selects, as the table's build decides.
 fn list_source(config: &Config, geo: &GeoInfo) -> String {
-    if let Some(c) = geo.country.as_deref()
-        && config.geoip.countries.contains_key(c)
-    {
-        return format!("country {c}");
-    }
-    if let Some(c) = geo.continent.as_deref()
-        && config.geoip.continents.contains_key(c)
-    {
-        return format!("continent {c}");
-    }
-    "default".into()
+    routing::preference_list(config, geo.country.as_deref(), geo.continent.as_deref())
+        .1
+        .to_string()
 }
 
 fn round1(x: f64) -> f64 {
@@ -608,7 +575,7 @@ mod tests {
     fn shipped(healthy: [bool; 3]) -> Snapshot {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/keiko.toml");
         let loaded = crate::control::load(&path).unwrap();
-        let compiled = super::super::Compiled::build(loaded.config, loaded.zone, loaded.geo, 1);
+        let compiled = crate::snapshot::Compiled::build(loaded.config, loaded.zone, loaded.geo, 1);
         Snapshot::new(std::sync::Arc::new(compiled.unwrap()), healthy.to_vec(), 7)
     }
 
