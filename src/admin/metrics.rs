@@ -217,16 +217,9 @@ pub fn render(plane: &ControlPlane) -> String {
             .zip(totals.responses)
             .map(|(rcode, n)| (l(&[("rcode", rcode)]), n)),
     );
-    // Each worker counts its own answers; sum them per (record, region),
-    // sorted so the output order is stable.
-    let mut answers: std::collections::BTreeMap<(String, String), u64> = Default::default();
-    for counters in plane.publisher.answer_counters() {
-        for (record, region, n) in counters.totals() {
-            *answers
-                .entry((record.to_owned(), region.to_owned()))
-                .or_default() += n;
-        }
-    }
+    // Summed over workers and reloads; a BTreeMap, so the output order is
+    // stable.
+    let answers = plane.publisher.answer_totals();
     f.counter(
         "keiko_dns_answers",
         "Steered answers sent, by record and region.",
@@ -270,6 +263,11 @@ pub fn render(plane: &ControlPlane) -> String {
         "keiko_snapshot_version",
         "Version of the routing table being served; bumps on every health change and reload.",
         [(Labels::new(), snap.version as f64)],
+    );
+    f.gauge(
+        "keiko_routing_table_bytes",
+        "Heap bytes of the routing table being served, with the answer counts kept across reloads.",
+        [(Labels::new(), plane.publisher.memory_bytes() as f64)],
     );
     f.gauge(
         "keiko_ready",

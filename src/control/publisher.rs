@@ -10,13 +10,14 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 
+use super::answers::{AnswerHistory, AnswerTotals};
 use super::load::{LoadError, Loaded, load};
 use crate::config::Policy;
 use crate::dataplane::Stats;
 use crate::guard::cookie::CookieKeys;
 use crate::health::Publish;
 use crate::net::Table;
-use crate::snapshot::{AnswerCounters, BuildError, Compiled, NO_LOCATION, Snapshot};
+use crate::snapshot::{BuildError, Compiled, NO_LOCATION, Snapshot};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -45,8 +46,8 @@ struct Inner {
     compiled: Arc<Compiled>,
     /// Effective health by region name (survives reloads that keep the name).
     healthy: Vec<(String, bool)>,
-    /// Answer counters of earlier compilations, still summed into metrics.
-    retired: Vec<Arc<AnswerCounters>>,
+    /// Answer counts of the tables reloads replaced.
+    answers: AnswerHistory,
     cookies: Arc<CookieKeys>,
 }
 
@@ -79,7 +80,7 @@ impl Publisher {
                 loaded,
                 compiled,
                 healthy,
-                retired: Vec::new(),
+                answers: AnswerHistory::default(),
                 cookies,
             }),
             version: AtomicU64::new(1),
@@ -116,12 +117,19 @@ impl Publisher {
         )
     }
 
-    /// Answer counters of the current and all earlier compilations.
-    pub fn answer_counters(&self) -> Vec<Arc<AnswerCounters>> {
+    /// Steered answers served since start, by (record, region), across
+    /// every reload.
+    pub fn answer_totals(&self) -> AnswerTotals {
+        let mut inner = self.lock();
+        let current = inner.compiled.counters.clone();
+        inner.answers.totals(&current)
+    }
+
+    /// Heap bytes of the live table plus the answer history kept for
+    /// metrics.
+    pub fn memory_bytes(&self) -> usize {
         let inner = self.lock();
-        let mut all = inner.retired.clone();
-        all.push(inner.compiled.counters.clone());
-        all
+        inner.compiled.memory_bytes() + inner.answers.memory_bytes()
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -173,8 +181,12 @@ impl Publisher {
                 (r.name.clone(), was)
             })
             .collect();
-        let retired = std::mem::replace(&mut inner.compiled, compiled);
-        inner.retired.push(retired.counters.clone());
+        let replaced = std::mem::replace(&mut inner.compiled, compiled);
+        let counters = replaced.counters.clone();
+        // The old table goes first, so the history sees whether any
+        // snapshot still counts into its matrix.
+        drop(replaced);
+        inner.answers.retire(counters);
         if let Some(current) = loaded.config.server.cookie_secret
             && inner.cookies.current != current
         {

@@ -377,7 +377,11 @@ impl Compiled {
                 _ => None,
             })
             .sum();
-        nodes + steered + self.geo_map.memory_bytes() + self.residency_map.memory_bytes()
+        nodes
+            + steered
+            + self.geo_map.memory_bytes()
+            + self.residency_map.memory_bytes()
+            + self.counters.memory_bytes()
     }
 }
 
@@ -419,6 +423,20 @@ impl AnswerCounters {
         if let Some(cell) = row.get(record * self.regions.len() + region) {
             cell.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Heap bytes: the matrix and the names it is labelled with.
+    pub fn memory_bytes(&self) -> usize {
+        let cells: usize = self.rows.iter().map(|r| r.len()).sum();
+        let names: usize = self
+            .records
+            .iter()
+            .chain(&self.regions)
+            .map(|n| n.len() + std::mem::size_of::<String>())
+            .sum();
+        cells * std::mem::size_of::<AtomicU64>()
+            + self.rows.len() * std::mem::size_of::<Box<[AtomicU64]>>()
+            + names
     }
 
     /// (record, region, total) for every pair.
