@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs the tools the tests
-# drive (dig, unbound, chromium, promtool), then runs every test.
+# drive (dig, unbound, chromium, promtool), checks formatting and lints,
+# builds the fuzz targets and benches, then runs every test.
 # Usage: tests/run.sh [extra cargo test arguments]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +26,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The benches must keep building (they run by hand: see benches/README.md).
+# House rules first: they fail in seconds, the suite takes minutes.
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+# The fuzz crate (its own workspace, run by hand with cargo-fuzz: see
+# docs/fuzzing.md) and the benches (see benches/README.md) must keep building.
+cargo check --locked --manifest-path fuzz/Cargo.toml --bins
 cargo bench --no-run --locked
 cargo test --locked "$@"
