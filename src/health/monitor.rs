@@ -439,20 +439,9 @@ impl Monitor {
     }
 }
 
-/// What a region's probes go to: its `health_url`, or its first address
-/// with the endpoint's name (contract section 2).
-pub fn target_of(config: &Config, region: &crate::config::Region) -> Result<Target, String> {
-    let ip = region
-        .addresses
-        .first()
-        .ok_or_else(|| "region has no address to probe".to_owned())?;
-    Target::for_region(
-        &region.endpoint,
-        region.health_url.as_deref(),
-        *ip,
-        &config.health.path,
-    )
-    .map_err(|e| e.to_string())
+/// What a region's probes go to, as config validation resolved it.
+pub fn target_of(_config: &Config, region: &crate::config::Region) -> Result<Target, String> {
+    Ok(Target::from(&region.probe))
 }
 
 #[derive(Clone, Copy)]
