@@ -436,4 +436,72 @@ mod tests {
             "not a name inside",
         );
     }
+
+    /// Every problem `config::check` finds with the fixture zone and `config`.
+    fn checked(config: &str, zone: &str) -> Vec<String> {
+        let (_dir, path) = crate::testutil::write(config, zone);
+        match crate::config::check(&path) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.to_string().lines().map(str::to_owned).collect(),
+        }
+    }
+
+    #[test]
+    fn the_fixture_zone_passes_the_cross_checks() {
+        assert_eq!(checked(CONFIG, crate::testutil::ZONE), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_steered_name_must_not_also_be_in_the_zone() {
+        let zone = format!("{}api-contracts IN A 192.0.2.1\n", crate::testutil::ZONE);
+        let found = checked(CONFIG, &zone);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let line = line_of(CONFIG, "name   = \"api-contracts\"");
+        assert!(
+            found[0].contains(&format!("keiko.toml:{line}:")),
+            "{found:#?}"
+        );
+        assert!(found[0].contains("records.name: "), "{found:#?}");
+        assert!(found[0].contains("keep it in one place"), "{found:#?}");
+    }
+
+    #[test]
+    fn a_dangling_in_zone_cname_is_an_error() {
+        let zone = format!("{}old IN CNAME gone\n", crate::testutil::ZONE);
+        let found = checked(CONFIG, &zone);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let line = zone.lines().count();
+        assert!(
+            found[0].contains(&format!("zone:{line}:1: old.keiko.example.com. CNAME: ")),
+            "{found:#?}"
+        );
+        assert!(found[0].contains("gone.keiko.example.com."), "{found:#?}");
+        // Out of the zone, or to an empty non-terminal, is not dangling.
+        let zone = format!(
+            "{}ext IN CNAME cdn.example.net.\nent IN CNAME below\n",
+            crate::testutil::ZONE
+        );
+        assert_eq!(checked(CONFIG, &zone), Vec::<String>::new());
+    }
+
+    #[test]
+    fn missing_files_name_their_config_key() {
+        let found = checked(
+            &CONFIG.replace("file   = \"zone\"", "file   = \"nope.zone\""),
+            "",
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].contains("zone.file: cannot read the zone file"),
+            "{found:#?}"
+        );
+        let geo = format!("{CONFIG}\n[geoip]\ndatabase = \"nope.mmdb\"\n");
+        let found = checked(&geo, crate::testutil::ZONE);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        let line = line_of(&geo, "nope.mmdb");
+        assert!(
+            found[0].contains(&format!("keiko.toml:{line}:12: geoip.database: ")),
+            "{found:#?}"
+        );
+    }
 }
