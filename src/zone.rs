@@ -21,6 +21,8 @@ pub struct Zone {
     /// Owner name (lowercase) to its records.
     pub nodes: BTreeMap<Name, Node>,
     pub serial: u32,
+    /// The file it was read from, for problems found later.
+    pub path: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -30,12 +32,30 @@ pub enum ZoneError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{}:{line}: {message}", path.display())]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    #[error("{0}")]
+    Invalid(ZoneProblem),
+}
+
+/// One problem in a zone file, as `file:line:col: key: message`, where the
+/// key is the offending entry (or owner and type) as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneProblem {
+    /// The zone file, or the `$INCLUDE` file the problem is in.
+    pub path: PathBuf,
+    pub line: usize,
+    pub col: usize,
+    pub key: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ZoneProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}:{}: ", self.path.display(), self.line, self.col)?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
 }
 
 type Parsed = BTreeMap<Name, Node>;
@@ -50,30 +70,40 @@ impl Zone {
     }
 
     pub fn parse(path: &Path, text: &str, origin: &Name) -> Result<Zone, ZoneError> {
-        let invalid = |line, message: String| ZoneError::Invalid {
-            path: path.to_owned(),
-            line,
-            message,
+        let invalid = |line, key: &str, message: String| {
+            ZoneError::Invalid(problem(path, text, line, key, message))
         };
         let parse = |text: &str| parse_text(path, text, origin);
         let nodes = match parse(text) {
             Ok(nodes) => nodes,
             Err(message) => {
                 let line = locate(text, |prefix| parse(prefix).is_err());
-                return Err(invalid(line, message));
+                return Err(ZoneError::Invalid(syntax_problem(
+                    path, text, line, &message, &parse,
+                )));
             }
         };
-        if let Some((line, message)) = first_problem(text, &nodes, origin, &parse) {
-            return Err(invalid(line, message));
+        if let Some((line, key, message)) = first_problem(text, &nodes, origin, &parse) {
+            return Err(invalid(line, &key, message));
         }
         let apex = nodes.get(origin);
         let soa = apex
             .and_then(|n| n.get(&RecordType::SOA))
             .and_then(|s| s.first())
             .cloned()
-            .ok_or_else(|| invalid(1, format!("no SOA record at the apex {origin}")))?;
+            .ok_or_else(|| {
+                invalid(
+                    1,
+                    "",
+                    format!("no SOA record at the apex {origin}; a zone starts with one"),
+                )
+            })?;
         if apex.is_none_or(|n| !n.contains_key(&RecordType::NS)) {
-            return Err(invalid(1, format!("no NS records at the apex {origin}")));
+            return Err(invalid(
+                1,
+                "",
+                format!("no NS records at the apex {origin}; name at least one name server"),
+            ));
         }
         let serial = match &soa.data {
             RData::SOA(s) => s.serial,
@@ -84,6 +114,7 @@ impl Zone {
             soa,
             nodes,
             serial,
+            path: path.to_owned(),
         })
     }
 
@@ -97,6 +128,146 @@ impl Zone {
 
     pub fn contains(&self, name: &Name) -> bool {
         self.nodes.contains_key(&name.to_lowercase())
+    }
+
+    /// Whether `name` exists in the zone: it owns records, or names below it
+    /// do (an empty non-terminal answers NODATA, not NXDOMAIN).
+    pub fn has_name(&self, name: &Name) -> bool {
+        let name = name.to_lowercase();
+        self.nodes.contains_key(&name) || self.nodes.keys().any(|n| name.zone_of(n))
+    }
+
+    /// A problem with `owner`'s `rtype` records found after loading, located
+    /// by reading the file again (only ever done for an error).
+    pub fn problem_at(&self, owner: &Name, rtype: RecordType, message: String) -> ZoneProblem {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        let line = locate(&text, |prefix| {
+            parse_text(&self.path, prefix, &self.origin)
+                .is_ok_and(|n| n.get(owner).is_some_and(|node| node.contains_key(&rtype)))
+        });
+        problem(
+            &self.path,
+            &text,
+            line,
+            &format!("{owner} {rtype}"),
+            message,
+        )
+    }
+}
+
+/// A problem at the entry starting on `line` of `text`; `key` defaults to
+/// the entry as written.
+fn problem(path: &Path, text: &str, line: usize, key: &str, message: String) -> ZoneProblem {
+    let written = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+    let col = written.chars().take_while(|c| c.is_whitespace()).count() + 1;
+    ZoneProblem {
+        path: path.to_owned(),
+        line,
+        col,
+        key: key.to_owned(),
+        message,
+    }
+}
+
+/// The entry starting on `line`, comment and extra blanks dropped, short
+/// enough to quote: it names the bad value, which the parser's words do not.
+fn entry_text(text: &str, line: usize) -> String {
+    let written = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
+    let code = written.split(';').next().unwrap_or("");
+    let words: Vec<&str> = code.split_whitespace().collect();
+    let mut entry = words.join(" ");
+    if entry.chars().count() > 72 {
+        entry = entry.chars().take(69).collect::<String>() + "...";
+    }
+    entry
+}
+
+/// A parse error located at `line`, in the operator's words. When the entry
+/// there is an `$INCLUDE`, the problem is looked for inside that file, so
+/// the error names it and its own line.
+fn syntax_problem(
+    path: &Path,
+    text: &str,
+    line: usize,
+    message: &str,
+    parse: &dyn Fn(&str) -> Result<Parsed, String>,
+) -> ZoneProblem {
+    let entry = entry_text(text, line);
+    let message = parser_words(message);
+    let Some(file) = include_file(&entry) else {
+        return problem(path, text, line, &entry, message);
+    };
+    let included = path.parent().unwrap_or(Path::new("/")).join(file);
+    let Ok(inner) = std::fs::read_to_string(&included) else {
+        return problem(
+            path,
+            text,
+            line,
+            &entry,
+            format!("cannot read the $INCLUDE file {}", included.display()),
+        );
+    };
+    // The entries before the $INCLUDE set its $ORIGIN and $TTL context.
+    let before = text
+        .lines()
+        .take(line.saturating_sub(1))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let inner_line = locate(&inner, |prefix| {
+        parse(&format!("{before}\n{prefix}")).is_err()
+    });
+    let mut found = problem(
+        &included,
+        &inner,
+        inner_line,
+        &entry_text(&inner, inner_line),
+        message,
+    );
+    found.message += &format!(" (in {}, included from {}:{line})", file, path.display());
+    found
+}
+
+/// The file an `$INCLUDE file [origin]` entry names.
+fn include_file(entry: &str) -> Option<&str> {
+    let mut words = entry.split_whitespace();
+    let directive = words.next()?;
+    if !directive.eq_ignore_ascii_case("$INCLUDE") {
+        return None;
+    }
+    words.next().map(|f| f.trim_matches('"'))
+}
+
+/// hickory's error text without the library's own layers ("proto error:",
+/// "decoding error:"), and its terse phrases in a zone editor's words.
+fn parser_words(message: &str) -> String {
+    let mut m = message.trim();
+    for layer in ["proto error: ", "decoding error: ", "lexer error: "] {
+        m = m.strip_prefix(layer).unwrap_or(m);
+    }
+    if let Some(kind) = m.strip_prefix("record type string unknown: ") {
+        return format!("{kind:?} is not a record type (or a TTL out of range)");
+    }
+    if let Some(rest) = m.strip_prefix("token is missing: ") {
+        return format!("the entry is incomplete: its {rest} is missing");
+    }
+    if let Some(rest) = m.strip_prefix("io error: ") {
+        return format!("cannot read a file it includes: {rest}");
+    }
+    match m {
+        "network address parse error: invalid IPv4 address syntax" => {
+            "the address is not an IPv4 address (e.g. 192.0.2.1)".into()
+        }
+        "network address parse error: invalid IPv6 address syntax" => {
+            "the address is not an IPv6 address (e.g. 2001:db8::1)".into()
+        }
+        "error parsing number: invalid digit found in string" => {
+            "a number is expected where the entry has text".into()
+        }
+        "unclosed list, missing ')'" => "a '(' is never closed: add the missing ')'".into(),
+        other => other
+            .strip_prefix("network address parse error: ")
+            .unwrap_or(other)
+            .to_owned(),
     }
 }
 
@@ -120,39 +291,71 @@ fn parse_text(path: &Path, text: &str, origin: &Name) -> Result<Parsed, String> 
     Ok(nodes)
 }
 
-/// Content checks the parser does not make, each located at its entry.
+/// Content checks the parser does not make, each located at its entry, as
+/// (line, key, message).
 fn first_problem(
     text: &str,
     nodes: &Parsed,
     origin: &Name,
     parse: &dyn Fn(&str) -> Result<Parsed, String>,
-) -> Option<(usize, String)> {
+) -> Option<(usize, String, String)> {
     let at = |name: &Name, pred: &dyn Fn(&Node) -> bool| {
         locate(text, |prefix| {
             parse(prefix).is_ok_and(|n| n.get(name).is_some_and(pred))
         })
     };
+    // A file written for another origin shows up as an SOA away from the
+    // apex; say so, instead of what that makes of each of its names.
+    let apex_soa = nodes
+        .get(origin)
+        .is_some_and(|n| n.contains_key(&RecordType::SOA));
+    if let Some((name, _)) = nodes
+        .iter()
+        .find(|(name, node)| *name != origin && node.contains_key(&RecordType::SOA))
+    {
+        let line = at(name, &|n| n.contains_key(&RecordType::SOA));
+        if apex_soa {
+            return Some((
+                line,
+                format!("{name} SOA"),
+                format!("an SOA record belongs only at the apex {origin}"),
+            ));
+        }
+        return Some((
+            line,
+            format!("{name} SOA"),
+            format!(
+                "the zone file's origin does not match zone.origin: its SOA is at {name}, \
+                 zone.origin is {origin}; fix $ORIGIN in the file or zone.origin in the config"
+            ),
+        ));
+    }
     for (name, node) in nodes {
         if !origin.zone_of(name) {
             let line = at(name, &|_| true);
             return Some((
                 line,
-                format!("{name} is outside the zone {origin} (out-of-zone data)"),
+                name.to_string(),
+                format!(
+                    "{name} is outside the zone {origin} (out-of-zone data); only names ending in {origin} belong here"
+                ),
             ));
         }
         if name.is_wildcard() {
             let line = at(name, &|_| true);
-            return Some((line, format!("{name}: wildcard names are not supported")));
+            return Some((
+                line,
+                name.to_string(),
+                "wildcard names are not supported; write each name out".into(),
+            ));
         }
         for (rtype, records) in node {
             if let Some(r) = records.iter().find(|r| r.dns_class != DNSClass::IN) {
                 let line = at(name, &|_| true);
                 return Some((
                     line,
-                    format!(
-                        "{name} {rtype}: class {} is not supported; use IN",
-                        r.dns_class
-                    ),
+                    format!("{name} {rtype}"),
+                    format!("class {} is not supported; use IN", r.dns_class),
                 ));
             }
         }
@@ -160,27 +363,28 @@ fn first_problem(
             let line = at(name, &|n| n.contains_key(&RecordType::CNAME) && n.len() > 1);
             return Some((
                 line,
-                format!("{name} has a CNAME beside other data (RFC 1034 section 3.6.2)"),
+                format!("{name} CNAME"),
+                "a CNAME beside other data is not allowed (RFC 1034 section 3.6.2); a name with a CNAME has nothing else".into(),
             ));
         }
         if node.get(&RecordType::CNAME).is_some_and(|c| c.len() > 1) {
             let line = at(name, &|n| {
                 n.get(&RecordType::CNAME).is_some_and(|c| c.len() > 1)
             });
-            return Some((line, format!("{name} has more than one CNAME")));
+            return Some((
+                line,
+                format!("{name} CNAME"),
+                "more than one CNAME; a name has at most one".into(),
+            ));
         }
         if name != origin && node.contains_key(&RecordType::NS) {
             let line = at(name, &|n| n.contains_key(&RecordType::NS));
             return Some((
                 line,
-                format!("{name}: delegations below the apex are not supported"),
-            ));
-        }
-        if name != origin && node.contains_key(&RecordType::SOA) {
-            let line = at(name, &|n| n.contains_key(&RecordType::SOA));
-            return Some((
-                line,
-                format!("{name}: an SOA record belongs only at the apex {origin}"),
+                format!("{name} NS"),
+                format!(
+                    "delegations below the apex {origin} are not supported; NS records belong only at the apex"
+                ),
             ));
         }
     }
@@ -192,7 +396,11 @@ fn first_problem(
         let line = at(origin, &|n| {
             n.get(&RecordType::SOA).is_some_and(|s| s.len() > 1)
         });
-        return Some((line, "more than one SOA record at the apex".into()));
+        return Some((
+            line,
+            format!("{origin} SOA"),
+            "more than one SOA record at the apex; a zone has exactly one".into(),
+        ));
     }
     None
 }
@@ -287,7 +495,7 @@ www IN CNAME api\napi IN A 192.0.2.1\n@ IN MX 10 mail\nmail IN A 192.0.2.25\n\
 
     fn error_line(text: &str) -> (usize, String) {
         match parse(text) {
-            Err(ZoneError::Invalid { line, message, .. }) => (line, message),
+            Err(ZoneError::Invalid(p)) => (p.line, p.to_string()),
             other => panic!("expected an error, got {other:?}"),
         }
     }
@@ -318,6 +526,74 @@ www IN CNAME api\napi IN A 192.0.2.1\n@ IN MX 10 mail\nmail IN A 192.0.2.25\n\
         let (_, message) =
             error_line("$ORIGIN keiko.example.com.\n@ 60 IN NS ns1\nns1 60 IN A 192.0.2.1\n");
         assert!(message.contains("no SOA"), "{message}");
+    }
+
+    #[test]
+    fn syntax_errors_quote_the_entry_without_library_words() {
+        let (_, message) = error_line(&format!("{GOOD}bad IN A 300.1.2.3\n"));
+        assert!(
+            message.starts_with("test.zone:16:1: bad IN A 300.1.2.3: "),
+            "{message}"
+        );
+        assert!(message.contains("not an IPv4 address"), "{message}");
+        let (_, message) = error_line(&format!("{GOOD}x IN BOGUS foo\n"));
+        assert!(
+            message.contains("\"BOGUS\" is not a record type"),
+            "{message}"
+        );
+        assert!(!message.contains("proto error"), "{message}");
+    }
+
+    #[test]
+    fn a_zone_for_another_origin_says_so() {
+        let other = Name::from_str("example.com.").unwrap();
+        let message = match Zone::parse(Path::new("test.zone"), GOOD, &other) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted a zone for another origin"),
+        };
+        assert!(
+            message.contains("the zone file's origin does not match zone.origin"),
+            "{message}"
+        );
+        assert!(message.starts_with("test.zone:3:1: "), "{message}");
+    }
+
+    #[test]
+    fn errors_inside_an_include_name_that_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("inc.zone"),
+            "ok IN A 192.0.2.7\nbad IN AAAA 1.2.3.4\n",
+        )
+        .unwrap();
+        let path = dir.path().join("main.zone");
+        let text = format!("{GOOD}$INCLUDE inc.zone\n");
+        let message = match Zone::parse(&path, &text, &origin()) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted a bad include"),
+        };
+        let inc = dir.path().join("inc.zone");
+        assert!(
+            message.starts_with(&format!("{}:2:1: bad IN AAAA 1.2.3.4: ", inc.display())),
+            "{message}"
+        );
+        assert!(message.contains("included from"), "{message}");
+        let text = format!("{GOOD}$INCLUDE missing.zone\n");
+        let message = Zone::parse(&path, &text, &origin())
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("$INCLUDE missing.zone"), "{message}");
+        assert!(
+            message.contains("cannot read the $INCLUDE file"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn empty_non_terminals_exist() {
+        let zone = parse(GOOD).unwrap();
+        assert!(zone.has_name(&Name::from_str("b.c.keiko.example.com.").unwrap()));
+        assert!(!zone.has_name(&Name::from_str("nope.keiko.example.com.").unwrap()));
     }
 
     #[test]

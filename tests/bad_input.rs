@@ -744,6 +744,44 @@ fn sighup_with_bad_config_values_keeps_the_old_config() {
     assert_failover_to(&server, &REGIONS[1]);
 }
 
+/// A `tcp://` health URL with a host name would need DNS at every probe,
+/// which probes never use: `check` refuses it at its line, and a reload
+/// with it keeps the old config instead of failing every probe forever.
+#[test]
+fn a_tcp_health_url_with_a_host_name_is_refused_by_check_and_reload() {
+    let tcp = "health_url = \"tcp://db.example.com:5432\" # BAD";
+    let bad = replace_once(
+        &default_config(),
+        "health_url = \"http://{HEALTH1}/health\"",
+        tcp,
+    );
+    let ws = Workspace::new(&bad, &default_zone());
+    let out = ws.check();
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "check should fail:\n{text}");
+    let located = format!("{CONFIG_FILE}:{}:", line_of(&ws.fill(&bad), "# BAD"));
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&located) && l.contains("regions.health_url")),
+        "no {located} ... regions.health_url in:\n{text}"
+    );
+
+    let server = Server::start_default();
+    let version = config_version(&server);
+    server.rewrite_config(&replace_once(
+        &swapped_priorities(),
+        "health_url = \"http://{HEALTH1}/health\"",
+        tcp,
+    ));
+    let log = server.reload();
+    assert!(
+        log.to_lowercase().contains("reload failed") && log.contains("db.example.com"),
+        "reload should fail naming the health_url; logged:\n{log}"
+    );
+    assert_eq!(config_version(&server), version);
+    assert_failover_to(&server, &REGIONS[0]);
+}
+
 // ---------------------------------------------------------------------------
 // Zone files
 // ---------------------------------------------------------------------------

@@ -87,19 +87,11 @@ type Probed = (String, String, Result<Outcome, String>);
 async fn probe_all(config: &Config, prober: Arc<Prober>) -> Vec<Probed> {
     let mut tasks = Vec::with_capacity(config.regions.len());
     for r in &config.regions {
-        let target = target_of(config, r);
-        let shown = match &target {
-            Ok(t) => t.describe(),
-            Err(_) => r.endpoint.clone(),
-        };
+        let target = target_of(r);
+        let shown = target.describe();
         let prober = prober.clone();
         let expect = r.expect_body.clone();
-        let task = tokio::spawn(async move {
-            match target {
-                Ok(t) => Ok(prober.probe(&t, expect.as_deref()).await),
-                Err(e) => Err(e),
-            }
-        });
+        let task = tokio::spawn(async move { Ok(prober.probe(&target, expect.as_deref()).await) });
         tasks.push((r.name.clone(), shown, task));
     }
     let mut out = Vec::with_capacity(tasks.len());

@@ -1,9 +1,12 @@
 //! Configuration: the TOML file of contract section 2, checked as a whole.
 //!
-//! `load` reads a file and returns either a [`Config`] whose every value has
-//! been validated and whose paths are absolute, or every problem found, each
-//! located as `file:line:col: key: message`. Nothing here touches the zone
-//! file or GeoIP database; `crate::control::load` ties those in.
+//! [`check`] is the one validation pass that `check`, start and reload go
+//! through: it reads the config, the zone file and the GeoIP database and
+//! returns either all of them, valid together, or every problem found, each
+//! located as `file:line:col: key: message`. [`Config::load`] and
+//! [`Config::parse`] check the config file alone, for commands that answer
+//! no queries. Every derived value (absolute paths, each region's probe
+//! target) is computed here, once.
 
 mod diag;
 mod schema;
@@ -19,6 +22,12 @@ use ipnet::IpNet;
 
 pub use diag::Diagnostic;
 pub use schema::{NotifyFormat, Recovery};
+// Probe tests build their targets the way validation does.
+#[cfg(test)]
+pub(crate) use validate::probe_target;
+
+use crate::geo::GeoDb;
+use crate::zone::Zone;
 
 /// Index of a region in [`Config::regions`].
 pub type RegionId = usize;
@@ -128,6 +137,25 @@ pub struct Region {
     pub addresses: Vec<std::net::IpAddr>,
     pub health_url: Option<String>,
     pub expect_body: Option<String>,
+    /// Where its health probes go, derived from the keys above.
+    pub probe: ProbeTarget,
+}
+
+/// What a region's health probes go to, resolved at validation so a
+/// target that could never be probed is a config error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProbeTarget {
+    /// GET `url`. With `connect_to`, the TCP connection goes to that
+    /// address while the Host header and TLS SNI stay the url's host name
+    /// (probing a region's IP under its name, as Route53 does); the url's
+    /// port, when written, equals `connect_to`'s. Without it, the url is
+    /// dialled as written.
+    Http {
+        url: reqwest::Url,
+        connect_to: Option<SocketAddr>,
+    },
+    /// A TCP connect to `addr` is the whole check.
+    Tcp { addr: SocketAddr },
 }
 
 #[derive(Debug, Clone)]
@@ -197,27 +225,68 @@ fn render(found: &[Diagnostic]) -> String {
     lines.join("\n")
 }
 
+/// A config with the zone and GeoIP database it names, valid together.
+pub struct Checked {
+    pub config: Config,
+    pub zone: Zone,
+    pub geo: Option<GeoDb>,
+}
+
+/// Reads and validates the config at `path` and every file it names: the
+/// one pass behind `check`, start and reload.
+pub fn check(path: &Path) -> Result<Checked, ConfigError> {
+    let (path, text) = read(path)?;
+    match validate::validate(&path, &text, token_env(), validate::Files::Read) {
+        Ok(validate::Validated {
+            config,
+            zone: Some(zone),
+            geo,
+        }) => Ok(Checked { config, zone, geo }),
+        // Files::Read always reads the zone when nothing is wrong; a
+        // missing zone with no diagnostic would be a bug, reported as one.
+        Ok(_) => Err(ConfigError::Invalid(vec![Diagnostic {
+            file: path,
+            line: 1,
+            col: 1,
+            key: "zone.file".into(),
+            message: "the zone file was not read".into(),
+        }])),
+        Err(found) => Err(ConfigError::Invalid(found)),
+    }
+}
+
+fn read(path: &Path) -> Result<(PathBuf, String), ConfigError> {
+    let path = std::path::absolute(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    Ok((path, text))
+}
+
+/// The admin token from the environment, which beats the file's.
+fn token_env() -> Option<String> {
+    std::env::var("KEIKO_ADMIN_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+}
+
 impl Config {
-    /// Reads and validates the config at `path`.
+    /// Reads and validates the config at `path`, without the files it names.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let path = std::path::absolute(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
-            path: path.clone(),
-            source,
-        })?;
+        let (path, text) = read(path)?;
         Self::parse(&path, &text)
     }
 
     /// Validates config `text` as if read from `path` (relative paths in it
     /// resolve against `path`'s folder).
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
-        let token_env = std::env::var("KEIKO_ADMIN_TOKEN")
-            .ok()
-            .filter(|t| !t.is_empty());
-        validate::validate(path, text, token_env).map_err(ConfigError::Invalid)
+        validate::validate(path, text, token_env(), validate::Files::ConfigOnly)
+            .map(|v| v.config)
+            .map_err(ConfigError::Invalid)
     }
 
     pub fn region_id(&self, name: &str) -> Option<RegionId> {

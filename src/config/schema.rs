@@ -176,11 +176,26 @@ pub struct HumanDuration(pub Duration);
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
+        d.deserialize_str(DurationVisitor)
+    }
+}
+
+/// Accepts only text, so a bare number is refused with what to write
+/// instead (`30` could be seconds or milliseconds; `"30s"` cannot).
+struct DurationVisitor;
+
+impl serde::de::Visitor<'_> for DurationVisitor {
+    type Value = HumanDuration;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a duration like \"30s\", \"500ms\" or \"2m\" (text with a unit)")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<HumanDuration, E> {
+        humantime::parse_duration(text)
             .map(HumanDuration)
             .map_err(|e| {
-                serde::de::Error::custom(format!(
+                E::custom(format!(
                     "invalid duration {text:?} ({e}); write it like \"30s\", \"500ms\" or \"2m\""
                 ))
             })

@@ -47,7 +47,7 @@ pub struct RegionView {
 /// What the probe tasks of one configuration generation work from.
 struct Probes {
     /// Per region, in the record's order: where to probe and what to expect.
-    jobs: Vec<(Result<Target, String>, Option<String>)>,
+    jobs: Vec<(Target, Option<String>)>,
     tasks: Vec<JoinHandle<()>>,
     /// Bumped on reconfiguration; outcomes of older tasks are ignored.
     generation: u64,
@@ -153,7 +153,7 @@ impl Monitor {
         inner.probes.jobs = config
             .regions
             .iter()
-            .map(|r| (target_of(config, r), r.expect_body.clone()))
+            .map(|r| (target_of(r), r.expect_body.clone()))
             .collect();
         inner.notifier = Some(Notifier::start(
             config
@@ -320,10 +320,7 @@ impl Monitor {
             .map(|(r, (target, _))| RegionView {
                 name: r.name.clone(),
                 health: r.health.clone(),
-                target: match target {
-                    Ok(t) => t.describe(),
-                    Err(e) => format!("invalid: {e}"),
-                },
+                target: target.describe(),
                 checks_ok: r.tally.checks_ok,
                 checks_failed: r.tally.checks_failed,
                 events: r.tally.events,
@@ -342,20 +339,9 @@ fn region_names(config: &Config) -> Vec<&str> {
     config.regions.iter().map(|r| r.name.as_str()).collect()
 }
 
-/// What a region's probes go to: its `health_url`, or its first address
-/// with the endpoint's name (contract section 2).
-pub fn target_of(config: &Config, region: &crate::config::Region) -> Result<Target, String> {
-    let ip = region
-        .addresses
-        .first()
-        .ok_or_else(|| "region has no address to probe".to_owned())?;
-    Target::for_region(
-        &region.endpoint,
-        region.health_url.as_deref(),
-        *ip,
-        &config.health.path,
-    )
-    .map_err(|e| e.to_string())
+/// What a region's probes go to, as config validation resolved it.
+pub fn target_of(region: &crate::config::Region) -> Target {
+    Target::from(&region.probe)
 }
 
 #[derive(Clone, Copy)]
@@ -382,10 +368,9 @@ async fn probe_loop(
         let Some((target, expect_body)) = job else {
             return;
         };
-        let outcome = match (&prober, &target) {
-            (Some(p), Ok(t)) => p.probe(t, expect_body.as_deref()).await,
-            (None, _) => failed("health probes are not set up (see the log)"),
-            (_, Err(e)) => failed(e),
+        let outcome = match &prober {
+            Some(p) => p.probe(&target, expect_body.as_deref()).await,
+            None => failed("health probes are not set up (see the log)"),
         };
         let fast = monitor.record(generation, index, &outcome);
         let delay = if fast {

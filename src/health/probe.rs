@@ -1,10 +1,10 @@
 //! One health probe: what a region's target is, and the network I/O that
 //! turns it into a verdict.
 //!
-//! This file owns target resolution from a region's config (`endpoint`,
-//! `health_url`, first address, `health.path`), reading the optional extra
-//! CA file (the TLS setup itself is in `health::tls`), and the probe
-//! itself. It keeps no health state: thresholds, intervals and transitions
+//! This file owns the probe itself and reading the optional extra CA file
+//! (the TLS setup itself is in `health::tls`); what a region's target is
+//! (from `endpoint`, `health_url`, first address, `health.path`) is decided
+//! by config validation, see [`crate::config::ProbeTarget`]. It keeps no health state: thresholds, intervals and transitions
 //! belong to the caller, which spawns one [`Prober::probe`] per region and
 //! round.
 //!
@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use reqwest::Url;
 use reqwest::header::{HeaderValue, USER_AGENT};
 use tokio::net::TcpStream;
+
+use crate::config::ProbeTarget;
 
 /// How much of a body is searched for `expect_body` (Route53's figure); the
 /// connection is dropped after that many bytes, so endless bodies cost
@@ -42,17 +44,11 @@ const PROBE_USER_AGENT: &str = concat!("keiko-dns-health/", env!("CARGO_PKG_VERS
 pub enum ProbeError {
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
-    #[error("invalid {what} {value:?}: {reason}")]
-    InvalidTarget {
-        what: &'static str,
-        value: String,
-        reason: String,
-    },
     #[error("cannot build HTTP client: {0}")]
     Client(#[source] reqwest::Error),
 }
 
-/// What to probe, resolved once per config load.
+/// What to probe: a region's [`ProbeTarget`], resolved at config validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
     /// GET url; when `connect_to` is set, the TCP connection goes to that
@@ -61,8 +57,8 @@ pub enum Target {
     ///
     /// When the url carries an explicit port it must equal `connect_to`'s
     /// port (the HTTP stack always dials the url's explicit port); a url
-    /// without one dials `connect_to`'s port. [`Target::for_region`] keeps
-    /// both equal.
+    /// without one dials `connect_to`'s port. Config validation keeps both
+    /// equal.
     Http {
         url: Url,
         connect_to: Option<SocketAddr>,
@@ -71,117 +67,20 @@ pub enum Target {
     Tcp { addr: SocketAddr },
 }
 
+/// The config resolves each region's target once; a probe only carries it.
+impl From<&ProbeTarget> for Target {
+    fn from(target: &ProbeTarget) -> Target {
+        match target {
+            ProbeTarget::Http { url, connect_to } => Target::Http {
+                url: url.clone(),
+                connect_to: *connect_to,
+            },
+            ProbeTarget::Tcp { addr } => Target::Tcp { addr: *addr },
+        }
+    }
+}
+
 impl Target {
-    /// Builds the target of a region as the contract says: with `health_url`
-    /// (`http://`, `https://`, or `tcp://host:port` where host is an IP
-    /// literal or `localhost`), use it as is; without it, probe
-    /// `first_address` on the port of `endpoint` (443 for https, 80 for
-    /// http) at `path`, with Host/SNI set to the endpoint's host name, so a
-    /// health check never depends on the DNS this server answers.
-    pub fn for_region(
-        endpoint: &str,
-        health_url: Option<&str>,
-        first_address: IpAddr,
-        path: &str,
-    ) -> Result<Target, ProbeError> {
-        if let Some(raw) = health_url {
-            return Target::from_health_url(raw);
-        }
-        let invalid = |what, value: &str, reason: String| ProbeError::InvalidTarget {
-            what,
-            value: value.to_owned(),
-            reason,
-        };
-        let endpoint_url =
-            Url::parse(endpoint).map_err(|e| invalid("endpoint", endpoint, e.to_string()))?;
-        if !matches!(endpoint_url.scheme(), "http" | "https") {
-            return Err(invalid(
-                "endpoint",
-                endpoint,
-                "must start with http:// or https://".into(),
-            ));
-        }
-        if endpoint_url.host_str().is_none_or(str::is_empty) {
-            return Err(invalid("endpoint", endpoint, "has no host".into()));
-        }
-        let host_is_name = url_ip(&endpoint_url).is_none();
-        let Some(port) = endpoint_url.port_or_known_default() else {
-            return Err(invalid("endpoint", endpoint, "has no port".into()));
-        };
-        if !path.starts_with('/') {
-            return Err(invalid("health path", path, "must start with '/'".into()));
-        }
-        let mut url = endpoint_url
-            .join(path)
-            .map_err(|e| invalid("health path", path, e.to_string()))?;
-        if host_is_name {
-            Ok(Target::Http {
-                url,
-                connect_to: Some(SocketAddr::new(first_address, port)),
-            })
-        } else {
-            // An IP-literal host is dialled as written, never through a
-            // pin, so the first address goes into the url itself.
-            url.set_ip_host(first_address)
-                .map_err(|()| invalid("endpoint", endpoint, "cannot carry an IP host".into()))?;
-            Ok(Target::Http {
-                url,
-                connect_to: None,
-            })
-        }
-    }
-
-    fn from_health_url(raw: &str) -> Result<Target, ProbeError> {
-        let invalid = |reason: &str| ProbeError::InvalidTarget {
-            what: "health_url",
-            value: raw.to_owned(),
-            reason: reason.to_owned(),
-        };
-        let url = Url::parse(raw).map_err(|e| invalid(&e.to_string()))?;
-        match url.scheme() {
-            "http" | "https" => {
-                if url.host().is_none() {
-                    return Err(invalid("has no host"));
-                }
-                Ok(Target::Http {
-                    url,
-                    connect_to: None,
-                })
-            }
-            "tcp" => {
-                let host = url.host_str().unwrap_or_default();
-                if host.is_empty() {
-                    return Err(invalid("tcp:// needs a host: tcp://host:port"));
-                }
-                let Some(port) = url.port() else {
-                    return Err(invalid("tcp:// needs a port: tcp://host:port"));
-                };
-                let extra = !matches!(url.path(), "" | "/")
-                    || url.query().is_some()
-                    || url.fragment().is_some()
-                    || !url.username().is_empty();
-                if extra {
-                    return Err(invalid("tcp:// takes only host:port"));
-                }
-                // No DNS here: health checks must not depend on name
-                // resolution, and "localhost" is fixed to IPv4 loopback so
-                // the demo config behaves the same on every machine.
-                let ip = if host.eq_ignore_ascii_case("localhost") {
-                    IpAddr::V4(Ipv4Addr::LOCALHOST)
-                } else {
-                    host.trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .parse()
-                        .map_err(|_| invalid("tcp:// host must be an IP address or localhost"))?
-                };
-                Ok(Target::Tcp {
-                    addr: SocketAddr::new(ip, port),
-                })
-            }
-            _ => Err(invalid("scheme must be http://, https:// or tcp://")),
-        }
-    }
-
     /// Printable form for logs and the CLI, e.g.
     /// `https://api.example.com/health via 192.0.2.10:443`.
     pub fn describe(&self) -> String {

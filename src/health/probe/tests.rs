@@ -435,7 +435,9 @@ async fn region_without_health_url_probes_first_address_with_endpoint_name() {
     let ca_file = pki.ca_file();
     let addr = https_server(&pki, REGION_HOST, Some(REGION_HOST)).await;
     let endpoint = format!("https://{REGION_HOST}:{}", addr.port());
-    let target = Target::for_region(&endpoint, None, addr.ip(), "/health").expect("target");
+    let target = crate::config::probe_target(&endpoint, None, addr.ip(), "/health")
+        .map(|t| Target::from(&t))
+        .expect("target");
     assert_eq!(
         target.describe(),
         format!("https://{REGION_HOST}:{}/health via {addr}", addr.port())
@@ -451,12 +453,13 @@ async fn tcp_target_up_and_refused() {
     let up = http_server().await;
     let down = closed_port().await;
     let prober = prober();
-    let target = Target::for_region(
+    let target = crate::config::probe_target(
         "https://x.example",
         Some(&format!("tcp://{up}")),
         up.ip(),
         "/",
     )
+    .map(|t| Target::from(&t))
     .expect("tcp target");
     assert_eq!(target, Target::Tcp { addr: up });
     let outcome = prober.probe(&target, None).await;
@@ -482,60 +485,6 @@ async fn concurrent_probes_share_one_prober() {
         let outcome = task.await.expect("probe task");
         assert!(outcome.healthy, "{outcome:?}");
     }
-}
-
-#[test]
-fn health_url_forms() {
-    let any_ip: IpAddr = "192.0.2.10".parse().expect("ip");
-    let target =
-        |url: &str| Target::for_region("https://api.example.com", Some(url), any_ip, "/health");
-
-    let http = target("http://127.0.0.1:18081/health").expect("http");
-    assert_eq!(http.describe(), "http://127.0.0.1:18081/health");
-    let tcp = target("tcp://localhost:18082").expect("tcp localhost");
-    assert_eq!(tcp.describe(), "tcp://127.0.0.1:18082");
-    let tcp6 = target("tcp://[::1]:53").expect("tcp v6");
-    assert_eq!(tcp6.describe(), "tcp://[::1]:53");
-
-    for bad in [
-        "tcp://db.example.com:5432",
-        "tcp://127.0.0.1",
-        "tcp://127.0.0.1:80/path",
-        "ftp://127.0.0.1/",
-        "not a url",
-    ] {
-        let err = target(bad).expect_err(bad);
-        assert!(err.to_string().contains("health_url"), "{err}");
-    }
-}
-
-#[test]
-fn endpoint_forms() {
-    let ip: IpAddr = "192.0.2.10".parse().expect("ip");
-    let https = Target::for_region("https://api.example.com", None, ip, "/health").expect("https");
-    assert_eq!(
-        https.describe(),
-        "https://api.example.com/health via 192.0.2.10:443"
-    );
-    let http =
-        Target::for_region("http://api.example.com/app", None, ip, "/hc?deep=1").expect("http");
-    assert_eq!(
-        http.describe(),
-        "http://api.example.com/hc?deep=1 via 192.0.2.10:80"
-    );
-    let v6: IpAddr = "2001:db8::10".parse().expect("ip");
-    let pinned6 = Target::for_region("https://api.example.com:8443", None, v6, "/").expect("v6");
-    assert_eq!(
-        pinned6.describe(),
-        "https://api.example.com:8443/ via [2001:db8::10]:8443"
-    );
-    // An IP endpoint is replaced by the first address, without a pin.
-    let literal =
-        Target::for_region("http://198.51.100.1:8080", None, ip, "/health").expect("literal");
-    assert_eq!(literal.describe(), "http://192.0.2.10:8080/health");
-
-    assert!(Target::for_region("ftp://api.example.com", None, ip, "/").is_err());
-    assert!(Target::for_region("https://api.example.com", None, ip, "health").is_err());
 }
 
 #[tokio::test]
