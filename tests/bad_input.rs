@@ -36,8 +36,8 @@ fn keiko_mmdb() -> PathBuf {
     manifest().join("geoip-fixtures/keiko-regions.mmdb")
 }
 
-fn shared_geoip(file: &str) -> PathBuf {
-    manifest().join("../shared/geoip").join(file)
+fn maxmind_geoip(file: &str) -> PathBuf {
+    manifest().join("geoip-fixtures/maxmind").join(file)
 }
 
 fn config_version(server: &Server) -> u64 {
@@ -892,8 +892,8 @@ fn asn_database() -> Vec<u8> {
 /// Bad databases by file name.
 fn bad_databases() -> Vec<(&'static str, Option<Vec<u8>>)> {
     let good = fs::read(keiko_mmdb()).unwrap();
-    let corrupt = fs::read(shared_geoip("GeoIP2-City-Test-Invalid-Node-Count.mmdb"))
-        .expect("the shared corrupt test database");
+    let corrupt = fs::read(maxmind_geoip("GeoIP2-City-Test-Invalid-Node-Count.mmdb"))
+        .expect("MaxMind's corrupt test database");
     vec![
         ("invalid-node-count.mmdb", Some(corrupt)),
         ("truncated.mmdb", Some(good[..good.len() / 2].to_vec())),
