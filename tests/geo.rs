@@ -1189,7 +1189,11 @@ fn bad_databases_are_rejected_on_reload() {
     };
 
     // 1. The config names the corrupt file.
-    server.rewrite_config(&geo_config(&maxmind_db(CORRUPT_DB), DEFAULT_COUNTRIES, true));
+    server.rewrite_config(&geo_config(
+        &maxmind_db(CORRUPT_DB),
+        DEFAULT_COUNTRIES,
+        true,
+    ));
     expect_failed(&server, "config naming the corrupt file", CORRUPT_DB);
     server.rewrite_config(&good_config);
     // 2. The corrupt file renamed over the configured path.
