@@ -79,10 +79,10 @@ fn names_key(message: &str, key: &str) -> bool {
 }
 
 // ---------------------------------------------------------------------------
-// Config: every key of contract section 2, wrong type and wrong value
+// Config: every key of docs/reference.md §2, wrong type and wrong value
 // ---------------------------------------------------------------------------
 
-/// A config that sets every key of contract section 2. Each line carries a
+/// A config that sets every key of docs/reference.md §2. Each line carries a
 /// `# @tag` so a case can replace it; `{CA}` and `{MMDB}` are absolute paths.
 const FULL_CONFIG: &str = r#"# every key, valid
 [server]
@@ -1364,7 +1364,7 @@ fn bad_admin_requests_get_json_errors_and_change_nothing() {
     }
     assert!(
         failures.is_empty(),
-        "{} of {} bad admin requests not answered as the contract says:\n{}",
+        "{} of {} bad admin requests not answered as docs/reference.md §4 says:\n{}",
         failures.len(),
         cases.len(),
         failures.join("\n")

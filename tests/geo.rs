@@ -172,7 +172,7 @@ fn loc_of(result: &LookupResult<'_, Vec<u8>>) -> Loc {
     }
 }
 
-/// The steering rules of a test config, as the contract states them.
+/// The steering rules of a test config, as docs/reference.md §3.5 states them.
 struct Rules {
     countries: Vec<(String, Vec<&'static str>)>,
     residency: bool,
