@@ -394,21 +394,42 @@ fn print_guide(loaded: &Loaded, state_dir: &Path) {
              until then run {me})"
         ));
     }
-    out.push(format!(
-        "  {me} status                      # or open http://{admin}/"
-    ));
-    out.push(format!(
-        "  {me} failover --region us-east-1 # force it down; see the answers move"
-    ));
-    out.push(format!("  {me} failover --region us-east-1 --restore"));
-    out.push(format!(
-        "  {me} explain api-contracts-geo --subnet 81.2.69.142/32"
-    ));
-    out.push(
-        "  curl -X POST 127.0.0.1:18081/fail     # make us-east-1's endpoint fail (probes notice)"
-            .into(),
-    );
-    out.push("  curl -X POST 127.0.0.1:18081/recover".into());
+    let drill = [
+        (format!("{me} status"), format!("or open http://{admin}/")),
+        (
+            format!("{me} failover --region us-east-1"),
+            "force it down; see the answers move".to_owned(),
+        ),
+        (
+            format!("{me} failover --region us-east-1 --restore"),
+            String::new(),
+        ),
+        (
+            format!("{me} explain api-contracts-geo --subnet 81.2.69.142/32"),
+            String::new(),
+        ),
+        (
+            "curl -X POST 127.0.0.1:18081/fail".to_owned(),
+            "make us-east-1's endpoint fail (probes notice)".to_owned(),
+        ),
+        (
+            "curl -X POST 127.0.0.1:18081/recover".to_owned(),
+            String::new(),
+        ),
+    ];
+    let width = drill
+        .iter()
+        .filter(|(_, note)| !note.is_empty())
+        .map(|(command, _)| command.len())
+        .max()
+        .unwrap_or(0);
+    for (command, note) in drill {
+        if note.is_empty() {
+            out.push(format!("  {command}"));
+        } else {
+            out.push(format!("  {command:<width$} # {note}"));
+        }
+    }
     out.push(format!(
         "probes run every {} (every {} after a failure); {} failures take a region out",
         humantime::format_duration(config.health.interval),
