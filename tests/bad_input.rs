@@ -36,8 +36,8 @@ fn keiko_mmdb() -> PathBuf {
     manifest().join("geoip-fixtures/keiko-regions.mmdb")
 }
 
-fn shared_geoip(file: &str) -> PathBuf {
-    manifest().join("../shared/geoip").join(file)
+fn maxmind_geoip(file: &str) -> PathBuf {
+    manifest().join("geoip-fixtures/maxmind").join(file)
 }
 
 fn config_version(server: &Server) -> u64 {
@@ -79,10 +79,10 @@ fn names_key(message: &str, key: &str) -> bool {
 }
 
 // ---------------------------------------------------------------------------
-// Config: every key of contract section 2, wrong type and wrong value
+// Config: every key of docs/reference.md §2, wrong type and wrong value
 // ---------------------------------------------------------------------------
 
-/// A config that sets every key of contract section 2. Each line carries a
+/// A config that sets every key of docs/reference.md §2. Each line carries a
 /// `# @tag` so a case can replace it; `{CA}` and `{MMDB}` are absolute paths.
 const FULL_CONFIG: &str = r#"# every key, valid
 [server]
@@ -930,8 +930,8 @@ fn asn_database() -> Vec<u8> {
 /// Bad databases by file name.
 fn bad_databases() -> Vec<(&'static str, Option<Vec<u8>>)> {
     let good = fs::read(keiko_mmdb()).unwrap();
-    let corrupt = fs::read(shared_geoip("GeoIP2-City-Test-Invalid-Node-Count.mmdb"))
-        .expect("the shared corrupt test database");
+    let corrupt = fs::read(maxmind_geoip("GeoIP2-City-Test-Invalid-Node-Count.mmdb"))
+        .expect("MaxMind's corrupt test database");
     vec![
         ("invalid-node-count.mmdb", Some(corrupt)),
         ("truncated.mmdb", Some(good[..good.len() / 2].to_vec())),
@@ -1402,7 +1402,7 @@ fn bad_admin_requests_get_json_errors_and_change_nothing() {
     }
     assert!(
         failures.is_empty(),
-        "{} of {} bad admin requests not answered as the contract says:\n{}",
+        "{} of {} bad admin requests not answered as docs/reference.md §4 says:\n{}",
         failures.len(),
         cases.len(),
         failures.join("\n")

@@ -1,4 +1,4 @@
-//! Black-box tests of the operator commands (contract section 1): `status`,
+//! Black-box tests of the operator commands (docs/reference.md §1): `status`,
 //! `failover`, `readmit`, `test`, `explain` and `demo`, run as the built
 //! binary against real servers on loopback. Health endpoints are stubs on
 //! 127.0.0.1; the documentation-range addresses only appear as DNS data.
@@ -177,10 +177,20 @@ fn status_failover_readmit_and_explain_against_a_running_server() {
     assert!(stderr(&out).contains("eu-west-1"), "{}", output_text(&out));
     assert!(stderr(&out).contains("readmit"), "{}", output_text(&out));
 
-    // An unknown region: the server's 404 message, exit 1.
+    // An unknown region: refused with the regions there are, exit 1, and
+    // no "before" table that reads as if a drill had started.
     let out = keiko(&["failover", "--region", "mars-1", "--admin", &admin], &[]);
     assert_eq!(code(&out), 1, "{}", output_text(&out));
     assert!(stderr(&out).contains("mars-1"), "{}", output_text(&out));
+    for r in REGIONS {
+        assert!(
+            stderr(&out).contains(r.name),
+            "names the valid region {}: {}",
+            r.name,
+            output_text(&out)
+        );
+    }
+    assert!(!stdout(&out).contains("before"), "{}", output_text(&out));
 
     // Explain, asked of the running server.
     let out = keiko(
@@ -265,9 +275,25 @@ fn a_wrong_token_changes_nothing() {
         &["failover", "--region", "us-east-1", "--admin", &admin],
         &[("KEIKO_ADMIN_TOKEN", "wrong-token")],
     );
-    assert_ne!(code(&out), 0, "{}", output_text(&out));
+    assert_eq!(code(&out), 2, "{}", output_text(&out));
     assert!(
-        stderr(&out).contains("the admin API refused the token (set KEIKO_ADMIN_TOKEN)"),
+        stderr(&out).contains("the admin API refused the token"),
+        "{}",
+        output_text(&out)
+    );
+    assert!(!stdout(&out).contains("before"), "{}", output_text(&out));
+    assert_eq!(failover_answer(&server), [ip(US)]);
+
+    // No token at all: the message says none was sent, and how to send one.
+    let out = keiko(
+        &["failover", "--region", "us-east-1", "--admin", &admin],
+        &[],
+    );
+    assert_eq!(code(&out), 2, "{}", output_text(&out));
+    let err = stderr(&out);
+    assert!(err.contains("none was sent"), "{}", output_text(&out));
+    assert!(
+        err.contains("KEIKO_ADMIN_TOKEN") && err.contains("--token"),
         "{}",
         output_text(&out)
     );
@@ -338,11 +364,14 @@ fn demo_serves_the_default_zone_until_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let log = std::fs::File::create(dir.path().join("demo.log")).unwrap();
     let out = std::fs::File::create(dir.path().join("demo.out")).unwrap();
-    // Run from an empty folder: the default config is found in the source tree.
+    // Run from an empty folder, as an installed program is: the shipped
+    // config is named by KEIKO_CONFIG.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/keiko.toml");
     let mut child = Command::new(binary())
         .arg("demo")
         .current_dir(dir.path())
         .env_remove("KEIKO_ADMIN_TOKEN")
+        .env("KEIKO_CONFIG", &shipped)
         .env("KEIKO_LOG", "info")
         .stdin(Stdio::null())
         .stdout(out)
@@ -415,4 +444,110 @@ fn demo_serves_the_default_zone_until_sigterm() {
         "demo exit: {status}; log:\n{}",
         read("demo.log")
     );
+    // Its state is apart from a plain serve's `var/`.
+    let demo_state = Path::new(env!("CARGO_MANIFEST_DIR")).join("var/demo");
+    assert!(
+        guide.contains(&format!("kept in {}", demo_state.display())),
+        "{guide}"
+    );
+    assert!(
+        demo_state.join("keiko-demo.toml").is_file(),
+        "the demo serves its own config copy"
+    );
+    // Logs written to a file carry no colour codes.
+    assert!(!read("demo.log").contains('\x1b'), "{}", read("demo.log"));
+}
+
+#[test]
+fn the_config_is_found_by_flag_then_env_then_the_usual_places() {
+    let ws = Workspace::new(&default_config(), &default_zone());
+    let config = ws.config_path();
+    let empty = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], env: Option<&Path>| {
+        let mut cmd = Command::new(binary());
+        cmd.args(args)
+            .current_dir(empty.path())
+            .env_remove("KEIKO_ADMIN_TOKEN")
+            .env_remove("KEIKO_CONFIG");
+        if let Some(path) = env {
+            cmd.env("KEIKO_CONFIG", path);
+        }
+        cmd.output().expect("run keiko-dns")
+    };
+
+    // KEIKO_CONFIG, from a folder with no zones/keiko.toml.
+    let out = run(&["check"], Some(&config));
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+    assert!(
+        stdout(&out).contains(config.to_str().unwrap()),
+        "{}",
+        output_text(&out)
+    );
+    // --config beats KEIKO_CONFIG.
+    let missing = empty.path().join("missing.toml");
+    let out = run(
+        &["check", "--config", config.to_str().unwrap()],
+        Some(&missing),
+    );
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+
+    // Neither: a binary run elsewhere never falls back to the source tree.
+    if !Path::new("/etc/keiko-dns/keiko.toml").exists() {
+        let out = run(&["check"], None);
+        assert_eq!(code(&out), 1, "{}", output_text(&out));
+        let err = stderr(&out);
+        for place in [
+            "zones/keiko.toml",
+            "/etc/keiko-dns/keiko.toml",
+            "KEIKO_CONFIG",
+            "--config",
+        ] {
+            assert!(err.contains(place), "names {place}: {err}");
+        }
+        let out = run(&["serve"], None);
+        assert_eq!(code(&out), 1, "{}", output_text(&out));
+        assert!(
+            stderr(&out).contains("no config file found"),
+            "{}",
+            output_text(&out)
+        );
+    }
+}
+
+#[test]
+fn serve_without_the_stand_ins_says_so_once_and_logs_no_colour() {
+    // Ports nothing listens on: bound, then released.
+    let closed: Vec<String> = (0..3)
+        .map(|_| {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let mut config = default_config();
+    for (i, addr) in closed.iter().enumerate() {
+        config = replace_once(&config, &format!("{{HEALTH{i}}}"), addr);
+    }
+    let server = Server::start(&config, &default_zone());
+    let log = server.log();
+    assert_eq!(
+        log.matches("keiko-dns demo").count(),
+        1,
+        "one hint naming the demo:\n{log}"
+    );
+    assert!(log.contains(&closed[0]), "{log}");
+    assert!(
+        !log.contains('\x1b'),
+        "no colour codes in a log file:\n{log}"
+    );
+
+    // With the endpoints up, no hint.
+    let server = Server::start_default();
+    wait_ready(&server);
+    let log = server.log();
+    assert!(log.contains("keiko-dns serving"), "{log}");
+    assert!(!log.contains("keiko-dns demo"), "{log}");
+    assert!(!log.contains('\x1b'), "{log}");
 }

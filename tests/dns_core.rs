@@ -1,4 +1,4 @@
-//! Black-box DNS behaviour of `keiko-dns serve` (contract section 3) over
+//! Black-box DNS behaviour of `keiko-dns serve` (docs/reference.md §3) over
 //! real UDP and TCP sockets on loopback. Every test runs its own server.
 
 mod common;
@@ -531,7 +531,7 @@ fn steered_aaaa_is_nodata_for_a_region_without_ipv6_and_ttl_defaults_to_60() {
         &format!(r#"addresses = ["{}", "{}"]"#, ap.v4, ap.v6),
         &format!(r#"addresses = ["{}"]"#, ap.v4),
     );
-    // The ap-southeast record without a ttl: the contract's default is 60.
+    // The ap-southeast record without a ttl: the default is 60 (reference §2.9).
     let config = replace_once(
         &config,
         "region = \"ap-southeast-1\"\nttl    = 60\n",

@@ -80,16 +80,15 @@ fn fixture_db() -> PathBuf {
     path
 }
 
-/// One of MaxMind's test databases, in `shared/geoip/` beside the repository.
-fn shared_db(file: &str) -> PathBuf {
+/// One of MaxMind's test databases, in `geoip-fixtures/maxmind/`.
+fn maxmind_db(file: &str) -> PathBuf {
     let path = manifest_dir()
-        .join("..")
-        .join("shared")
-        .join("geoip")
+        .join("geoip-fixtures")
+        .join("maxmind")
         .join(file);
     assert!(
         path.is_file(),
-        "missing {}: MaxMind's test databases must sit in shared/geoip/ beside the repository",
+        "missing {}: MaxMind's test databases belong in geoip-fixtures/maxmind/",
         path.display()
     );
     path
@@ -173,7 +172,7 @@ fn loc_of(result: &LookupResult<'_, Vec<u8>>) -> Loc {
     }
 }
 
-/// The steering rules of a test config, as the contract states them.
+/// The steering rules of a test config, as docs/reference.md §3.5 states them.
 struct Rules {
     countries: Vec<(String, Vec<&'static str>)>,
     residency: bool,
@@ -635,7 +634,7 @@ fn geo_answers_and_scopes_with_the_project_fixture() {
 
 #[test]
 fn geo_answers_and_scopes_with_maxmind_country_test_db() {
-    let path = shared_db("GeoLite2-Country-Test.mmdb");
+    let path = maxmind_db("GeoLite2-Country-Test.mmdb");
     let db = Db::open(&path);
     let server = Server::start(&geo_config(&path, DEFAULT_COUNTRIES, true), &default_zone());
     let mut clients: Vec<&Client> = MAXMIND_CLIENTS.iter().collect();
@@ -645,7 +644,7 @@ fn geo_answers_and_scopes_with_maxmind_country_test_db() {
 
 #[test]
 fn geo_answers_and_scopes_with_maxmind_city_test_db() {
-    let path = shared_db("GeoLite2-City-Test.mmdb");
+    let path = maxmind_db("GeoLite2-City-Test.mmdb");
     let db = Db::open(&path);
     let server = Server::start(&geo_config(&path, DEFAULT_COUNTRIES, true), &default_zone());
     let mut clients: Vec<&Client> = MAXMIND_CLIENTS.iter().collect();
@@ -869,7 +868,7 @@ fn invalid_ecs_options_are_formerr() {
 
 #[test]
 fn country_overrides_and_health_with_maxmind_country_db() {
-    let path = shared_db("GeoLite2-Country-Test.mmdb");
+    let path = maxmind_db("GeoLite2-Country-Test.mmdb");
     let countries: &[(&str, &[&str])] =
         &[("GB", &[AP, EU, US]), ("JP", &[AP, US, EU]), ("PH", &[AP])];
     // No residency here: GB is free to go to Asia.
@@ -1105,7 +1104,7 @@ fn bad_databases_are_rejected_at_start() {
     let empty = scratch.path().join("keiko-regions-empty.mmdb");
     fs::write(&empty, b"").unwrap();
     let missing = scratch.path().join("no-such-database.mmdb");
-    for db in [shared_db(CORRUPT_DB), truncated, tail_cut, empty, missing] {
+    for db in [maxmind_db(CORRUPT_DB), truncated, tail_cut, empty, missing] {
         let file = db.file_name().unwrap().to_str().unwrap().to_owned();
         let ws = Workspace::new(&geo_config(&db, DEFAULT_COUNTRIES, true), &default_zone());
         let out = ws.check();
@@ -1170,7 +1169,7 @@ fn bad_databases_are_rejected_on_reload() {
         vec![(EU, 24), (AP, 24), (EU, 23), (US, us_scope), (AP, 48)],
         "fixture answers"
     );
-    let corrupt = fs::read(shared_db(CORRUPT_DB)).unwrap();
+    let corrupt = fs::read(maxmind_db(CORRUPT_DB)).unwrap();
     let fixture = fs::read(fixture_db()).unwrap();
     let expect_failed = |server: &Server, what: &str, file: &str| {
         let log = server.reload();
@@ -1190,7 +1189,11 @@ fn bad_databases_are_rejected_on_reload() {
     };
 
     // 1. The config names the corrupt file.
-    server.rewrite_config(&geo_config(&shared_db(CORRUPT_DB), DEFAULT_COUNTRIES, true));
+    server.rewrite_config(&geo_config(
+        &maxmind_db(CORRUPT_DB),
+        DEFAULT_COUNTRIES,
+        true,
+    ));
     expect_failed(&server, "config naming the corrupt file", CORRUPT_DB);
     server.rewrite_config(&good_config);
     // 2. The corrupt file renamed over the configured path.
@@ -1207,7 +1210,7 @@ fn bad_databases_are_rejected_on_reload() {
     // The control: a valid, different database is picked up by the same
     // reload, so the checks above did look at the file. 127.0.2.1 is
     // unknown to MaxMind's test database: default list.
-    replace(&fs::read(shared_db("GeoLite2-Country-Test.mmdb")).unwrap());
+    replace(&fs::read(maxmind_db("GeoLite2-Country-Test.mmdb")).unwrap());
     let log = server.reload();
     assert!(!log.to_lowercase().contains("reload failed"), "{log}");
     let m = server.exchange_udp(&ecs_query(GEO_NAME, RecordType::A, ip("127.0.2.1"), 32));

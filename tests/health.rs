@@ -1,5 +1,5 @@
 //! Black-box tests of the built-in health checker and the admin API
-//! (contract sections 2 and 4; issue "Built-in health checker and
+//! (docs/reference.md §2, §4 and §6; issue "Built-in health checker and
 //! failover"): the real binary probes real HTTP and HTTPS servers on
 //! loopback that the tests switch between 200, 503, a wrong body, a reset
 //! and a hang, and the tests watch the effect through DNS answers,
@@ -131,7 +131,7 @@ fn distinct_answers(server: &Server, name: &str, n: usize) -> BTreeSet<IpAddr> {
         .collect()
 }
 
-/// Asserts an event has the contract's fields, `time` in RFC 3339.
+/// Asserts an event has the fields of docs/reference.md §4.5, `time` in RFC 3339.
 fn assert_event_shape(event: &Value) {
     for field in ["time", "region", "from", "to", "reason"] {
         assert!(event[field].is_string(), "event lacks {field}: {event:#}");
@@ -310,7 +310,7 @@ recovery_threshold = 1
         ["fail open", "fail-open", "fail_open", "failing open"]
             .iter()
             .any(|w| log.contains(w)),
-        "the contract says fail-open is logged; the log never mentions it:\n{}",
+        "docs/reference.md §3.5 says fail-open is logged; the log never mentions it:\n{}",
         server.log()
     );
 }

@@ -1,5 +1,5 @@
-//! Black-box tests of `/metrics` (contract section 5): scrape a running
-//! server, parse the text exposition, and check every contract name with
+//! Black-box tests of `/metrics` (docs/reference.md §5): scrape a running
+//! server, parse the text exposition, and check every documented name with
 //! its labels and the values the seed gives them; then drive UDP and TCP
 //! traffic, a forced failover, a failing health endpoint and SIGHUP
 //! reloads, and check the counters and gauges follow. The scrape is also
@@ -307,7 +307,8 @@ fn promtool_check_metrics(text: &str) -> String {
 
 const REGION_NAMES_ALL: [&str; 3] = [REGIONS[0].name, REGIONS[1].name, REGIONS[2].name];
 
-/// Every contract family, with its type and the label names of its series.
+/// Every family of docs/reference.md §5 that the product promises by name,
+/// with its type and the label names of its series.
 const CONTRACT: [(&str, &str, &[&str]); 9] = [
     ("keiko_multi_region_health", "gauge", &["region"]),
     ("keiko_multi_region_latency", "gauge", &["source", "target"]),

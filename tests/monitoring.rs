@@ -313,7 +313,7 @@ fn every_metric_in_the_dashboard_and_rules_is_exported_by_the_server() {
             "the {what} uses metrics the server does not export: {unknown:?}\nexported: {exported:?}"
         );
     }
-    // The dashboard shows every contract metric and the probe histogram.
+    // The dashboard shows every promised metric (reference §5) and the probe histogram.
     for name in [
         "keiko_multi_region_health",
         "keiko_multi_region_latency",

@@ -559,8 +559,8 @@ fn regression_tcp_answer_fits_65535_bytes() {
 }
 
 /// A cookie-only query (QDCOUNT 0) with EDNS version 1 must still get
-/// BADVERS (RFC 6891 section 6.1.3; the contract: BADVERS for EDNS
-/// version > 0), not a NOERROR cookie exchange.
+/// BADVERS (RFC 6891 section 6.1.3; docs/reference.md §3.2: BADVERS for
+/// EDNS version > 0), not a NOERROR cookie exchange.
 #[test]
 fn regression_cookie_only_query_with_edns_1_is_badvers() {
     let mut p = header([0, 0, 0, 1]);

@@ -1,4 +1,4 @@
-//! Black-box tests of the status page (`GET /`, contract section 4): one
+//! Black-box tests of the status page (`GET /`, docs/reference.md §4.2): one
 //! self-contained HTML document that refreshes itself, rendered in a real
 //! headless Chromium against a running server. The test checks the DOM
 //! after the page's script ran (three regions, a forced-down region shown

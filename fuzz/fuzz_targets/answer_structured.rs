@@ -2,7 +2,7 @@
 //! class, flags, EDNS version/payload/DO/flags, ECS, cookie, NSID and other
 //! options, extra records, TSIG, then a few byte mutations) serialized to
 //! wire and answered; the answer is checked against `check::check`, and
-//! unmutated queries against what the contract says of them.
+//! unmutated queries against what docs/reference.md §3 says of them.
 #![no_main]
 
 use keiko_dns_fuzz::check::{self, read, rcode};

@@ -75,7 +75,7 @@ impl Ecs {
         })
     }
 
-    /// RFC 7871 section 6 validity (as the contract reads it).
+    /// RFC 7871 section 6 validity (as docs/reference.md §3.2 reads it).
     pub fn valid(&self) -> bool {
         let max = match self.family {
             1 => 32,

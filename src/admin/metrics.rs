@@ -1,4 +1,4 @@
-//! Prometheus exposition (contract section 5). Values live where they are
+//! Prometheus exposition (docs/reference.md §5). Values live where they are
 //! produced (per-worker counters, the health monitor, the snapshot); a
 //! scrape copies them into a list of families and encodes it as text 0.0.4.
 //!

@@ -1,4 +1,4 @@
-//! The admin HTTP API (contract section 4): health and readiness, metrics,
+//! The admin HTTP API (docs/reference.md §4): health and readiness, metrics,
 //! the status document and page, and the commands that change routing.
 //! It reads views of the control plane and sends it commands; it never
 //! touches the data plane.

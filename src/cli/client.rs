@@ -52,8 +52,9 @@ pub enum ClientError {
     BadUrl { url: String, reason: String },
     #[error("cannot reach the admin API at {url}: is keiko-dns running? ({reason})")]
     Unreachable { url: String, reason: String },
-    #[error("the admin API refused the token (set {TOKEN_ENV})")]
-    Unauthorized,
+    /// A 401: `sent` says whether a token went with the request.
+    #[error("{}", unauthorized_text(*.sent))]
+    Unauthorized { sent: bool },
     /// The server's `{"error": "..."}` text, with its status.
     #[error("{message}")]
     Api { status: u16, message: String },
@@ -69,7 +70,7 @@ impl ClientError {
         match self {
             ClientError::BadUrl { .. }
             | ClientError::Unreachable { .. }
-            | ClientError::Unauthorized
+            | ClientError::Unauthorized { .. }
             | ClientError::Setup(_) => EXIT_UNREACHABLE,
             ClientError::Api { .. } | ClientError::Protocol { .. } => EXIT_FAILED,
         }
@@ -195,7 +196,9 @@ impl AdminClient {
                 reason: crate::health::probe::describe_error(&e),
             })?;
         if status == StatusCode::UNAUTHORIZED {
-            return Err(ClientError::Unauthorized);
+            return Err(ClientError::Unauthorized {
+                sent: self.token.is_some(),
+            });
         }
         if !status.is_success() {
             return Err(ClientError::Api {
@@ -207,6 +210,20 @@ impl AdminClient {
             url: url.to_string(),
             reason: format!("{e} (is this keiko-dns's admin API?)"),
         })
+    }
+}
+
+/// What a 401 means to the operator: no token at all, or the wrong one.
+fn unauthorized_text(sent: bool) -> String {
+    if sent {
+        format!(
+            "the admin API refused the token (set {TOKEN_ENV} or --token to the server's admin_token)"
+        )
+    } else {
+        format!(
+            "the admin API needs a token and none was sent: set {TOKEN_ENV} or pass --token \
+             (the server's admin_token)"
+        )
     }
 }
 
@@ -330,6 +347,19 @@ mod tests {
     fn path_segments_are_escaped() {
         assert_eq!(segment("us-east-1"), "us-east-1");
         assert_eq!(segment("a/b?c"), "a%2Fb%3Fc");
+    }
+
+    #[test]
+    fn a_refusal_says_whether_a_token_was_sent() {
+        let none = ClientError::Unauthorized { sent: false }.to_string();
+        assert!(none.contains("none was sent"), "{none}");
+        assert!(
+            none.contains(TOKEN_ENV) && none.contains("--token"),
+            "{none}"
+        );
+        let wrong = ClientError::Unauthorized { sent: true }.to_string();
+        assert!(wrong.contains("refused the token"), "{wrong}");
+        assert!(!wrong.contains("none was sent"), "{wrong}");
     }
 
     #[test]

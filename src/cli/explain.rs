@@ -40,10 +40,8 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(EXIT_UNREACHABLE);
         }
     };
-    let config_path = args
-        .config
-        .clone()
-        .unwrap_or_else(crate::control::load::default_config_path);
+    // Only needed when no server answers; a missing one is reported then.
+    let config_path = super::find_config(args.config.as_deref());
     // Without --admin, ask the server the config describes: that is the
     // one whose answers the operator is asking about.
     let configured_admin = match (&args.admin.admin, &args.config) {
@@ -76,9 +74,13 @@ pub fn run(args: &Args) -> ExitCode {
             eprintln!("keiko-dns explain: {e}");
             ExitCode::from(EXIT_UNREACHABLE)
         }
-        Err(ClientError::Unreachable { url, reason }) => {
-            local(&config_path, &request, &url, &reason)
-        }
+        Err(ClientError::Unreachable { url, reason }) => match &config_path {
+            Ok(path) => local(path, &request, &url, &reason),
+            Err(e) => {
+                eprintln!("keiko-dns explain: no server answers at {url} ({reason}), and {e}");
+                ExitCode::from(EXIT_UNREACHABLE)
+            }
+        },
         Err(e) => e.report("explain"),
     }
 }

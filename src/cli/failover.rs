@@ -2,6 +2,8 @@
 //! it back to the probes with `--restore`) through the admin API, waits
 //! until the server routes accordingly, and shows the steered answers
 //! before and after, so an operator sees exactly what clients now get.
+//! A region the server does not know is refused before anything is changed
+//! or printed, with the regions it does know.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -39,11 +41,23 @@ fn drill(args: &Args) -> Result<(), ClientError> {
     let state = if args.restore { "auto" } else { "down" };
     runtime()?.block_on(async {
         let before = client.status().await?;
-        println!("before ({}):", client.base());
-        print_answers(&before);
-
+        if !before.regions.iter().any(|r| r.name == args.region) {
+            let known: Vec<&str> = before.regions.iter().map(|r| r.name.as_str()).collect();
+            return Err(ClientError::Api {
+                status: 404,
+                message: format!(
+                    "unknown region {:?}; the server's regions are: {}",
+                    args.region,
+                    known.join(", ")
+                ),
+            });
+        }
         let path = format!("/admin/regions/{}/state", segment(&args.region));
         let _: serde_json::Value = client.post(&path, Some(&json!({ "state": state }))).await?;
+        // Printed only once the change is made: a refused drill shows no
+        // table that reads as if something happened.
+        println!("before ({}):", client.base());
+        print_answers(&before);
         if args.restore {
             println!(
                 "\n{}: forced state cleared; its health checks decide again",

@@ -1,5 +1,7 @@
 //! The command line: one file per command. Errors are reported here, with
-//! their context, and turned into exit codes.
+//! their context, and turned into exit codes. This file also owns where the
+//! config is looked for without `--config` (docs/reference.md §1.1) and the
+//! log setup (§1.3).
 
 mod check;
 pub mod client;
@@ -11,7 +13,9 @@ mod serve;
 mod status;
 mod test;
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -119,28 +123,92 @@ Exit codes:
 
 #[derive(Debug, clap::Args, Default)]
 pub struct ConfigArg {
-    /// Config file [default: zones/keiko.toml]
+    /// Config file [default: $KEIKO_CONFIG, else ./zones/keiko.toml, else
+    /// /etc/keiko-dns/keiko.toml]
     #[arg(long, short)]
     pub config: Option<PathBuf>,
 }
 
+/// The environment variable naming the config when `--config` is not given.
+pub const CONFIG_ENV: &str = "KEIKO_CONFIG";
+
+/// Where a config is looked for when neither `--config` nor `KEIKO_CONFIG`
+/// names one: the clone's (relative to the working directory, as `cargo
+/// run` starts it), then the installed one. Never a path fixed at build
+/// time: a binary copied elsewhere must not read or write a source tree.
+pub const CONFIG_SEARCH: [&str; 2] = ["zones/keiko.toml", "/etc/keiko-dns/keiko.toml"];
+
+/// No config was named and none of [`CONFIG_SEARCH`] exists.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "no config file found: --config was not given, {CONFIG_ENV} is not set, and neither \
+     {} exists; pass --config PATH or set {CONFIG_ENV}",
+    .tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" nor ")
+)]
+pub struct NoConfig {
+    pub tried: Vec<PathBuf>,
+}
+
+/// The config to use: `explicit` (`--config`), else `KEIKO_CONFIG`, else
+/// the first of [`CONFIG_SEARCH`] that exists. A named file is used as
+/// named, so a typo in it is reported as that file not being readable.
+pub fn find_config(explicit: Option<&Path>) -> Result<PathBuf, NoConfig> {
+    find_config_with(explicit, std::env::var_os(CONFIG_ENV), |p| p.exists())
+}
+
+fn find_config_with(
+    explicit: Option<&Path>,
+    env: Option<OsString>,
+    exists: impl Fn(&Path) -> bool,
+) -> Result<PathBuf, NoConfig> {
+    if let Some(path) = explicit {
+        return Ok(path.to_owned());
+    }
+    if let Some(path) = env.filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let tried: Vec<PathBuf> = CONFIG_SEARCH.iter().map(PathBuf::from).collect();
+    match tried.iter().find(|p| exists(p)) {
+        Some(found) => Ok(found.clone()),
+        None => Err(NoConfig { tried }),
+    }
+}
+
 impl ConfigArg {
-    pub fn path(&self) -> PathBuf {
-        self.config
-            .clone()
-            .unwrap_or_else(crate::control::load::default_config_path)
+    pub fn path(&self) -> Result<PathBuf, NoConfig> {
+        find_config(self.config.as_deref())
+    }
+}
+
+/// Runs `command` with the config `args` names, or reports that none was
+/// found and exits with `code` (the command's "config invalid" code).
+fn with_config(
+    name: &str,
+    args: &ConfigArg,
+    code: u8,
+    command: impl FnOnce(&Path) -> ExitCode,
+) -> ExitCode {
+    match args.path() {
+        Ok(path) => command(&path),
+        Err(e) => {
+            eprintln!("keiko-dns {name}: {e}");
+            ExitCode::from(code)
+        }
     }
 }
 
 pub fn run(cli: Cli) -> ExitCode {
     init_logging(cli.log_format);
     match cli.command.unwrap_or(Command::Serve(ConfigArg::default())) {
-        Command::Serve(args) => serve::run(&args.path()),
-        Command::Check(args) => check::run(&args.path()),
+        Command::Serve(args) => with_config("serve", &args, 1, |path| {
+            demo::hint_if_stand_ins_are_missing(path);
+            serve::run(path)
+        }),
+        Command::Check(args) => with_config("check", &args, 1, check::run),
         Command::Status(args) => status::run(&args),
         Command::Failover(args) => failover::run(&args),
         Command::Readmit(args) => readmit::run(&args),
-        Command::Test(args) => test::run(&args.path()),
+        Command::Test(args) => with_config("test", &args, client::EXIT_UNREACHABLE, test::run),
         Command::Explain(args) => explain::run(&args),
         Command::Demo => demo::run(),
     }
@@ -148,7 +216,8 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Logs go to stderr at `info`, or as `KEIKO_LOG` (else `RUST_LOG`) says:
 /// `warn`, `keiko_dns=debug,info`, ... (per-target levels; no regexes,
-/// which keeps a regex engine out of the binary).
+/// which keeps a regex engine out of the binary). Colours only on a
+/// terminal: escape codes in a journal or a log file are noise.
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::filter::Targets;
     use tracing_subscriber::prelude::*;
@@ -164,10 +233,52 @@ fn init_logging(format: LogFormat) {
         }
         Err(_) => info(),
     };
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let registry = tracing_subscriber::registry();
     let _ = match format {
         LogFormat::Text => registry.with(layer.with_filter(filter)).try_init(),
         LogFormat::Json => registry.with(layer.json().with_filter(filter)).try_init(),
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_lookup_order_is_flag_env_local_installed() {
+        let flag = Path::new("flag.toml");
+        let env = || Some(OsString::from("env.toml"));
+        let every = |_: &Path| true;
+        assert_eq!(find_config_with(Some(flag), env(), every).unwrap(), flag);
+        assert_eq!(
+            find_config_with(None, env(), every).unwrap(),
+            Path::new("env.toml")
+        );
+        // An empty KEIKO_CONFIG counts as unset.
+        assert_eq!(
+            find_config_with(None, Some(OsString::new()), every).unwrap(),
+            Path::new(CONFIG_SEARCH[0])
+        );
+        let installed_only = |p: &Path| p == Path::new(CONFIG_SEARCH[1]);
+        assert_eq!(
+            find_config_with(None, None, installed_only).unwrap(),
+            Path::new(CONFIG_SEARCH[1])
+        );
+    }
+
+    #[test]
+    fn no_config_names_every_place_tried() {
+        let e = find_config_with(None, None, |_| false).unwrap_err();
+        let text = e.to_string();
+        for place in CONFIG_SEARCH {
+            assert!(text.contains(place), "{text}");
+        }
+        assert!(
+            text.contains("--config") && text.contains(CONFIG_ENV),
+            "{text}"
+        );
+    }
 }

@@ -25,16 +25,6 @@ pub enum LoadError {
     Config(#[from] ConfigError),
 }
 
-/// Where the default config lives: `zones/keiko.toml` in the working
-/// directory, else in the source tree the binary was built from.
-pub fn default_config_path() -> PathBuf {
-    let local = PathBuf::from("zones/keiko.toml");
-    if local.exists() {
-        return local;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/keiko.toml")
-}
-
 pub fn load(path: &Path) -> Result<Loaded, LoadError> {
     let checked = config::check(path)?;
     Ok(Loaded {

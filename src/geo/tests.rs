@@ -10,10 +10,10 @@ use super::{ClientMap, GeoDb, GeoError};
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-/// MaxMind's public test databases, kept outside the repository (../shared/geoip).
-fn shared(name: &str) -> PathBuf {
+/// MaxMind's public test databases, copied into geoip-fixtures/maxmind.
+fn maxmind(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/geoip")
+        .join("geoip-fixtures/maxmind")
         .join(name)
 }
 
@@ -162,7 +162,7 @@ fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
 // Known addresses in MaxMind's test databases
 
 fn check_known(file: &str, known: &[(&str, &str, &str)]) {
-    let db = open(&shared(file));
+    let db = open(&maxmind(file));
     let (map, classes) = compile_classes(&db);
     for &(address, country, continent) in known {
         let expected = pair(country, continent);
@@ -203,7 +203,7 @@ fn geolite2_city_known_addresses() {
 
 #[test]
 fn geoip2_country_opens_and_locates() {
-    let db = open(&shared("GeoIP2-Country-Test.mmdb"));
+    let db = open(&maxmind("GeoIP2-Country-Test.mmdb"));
     let found = db.locate(ip("89.160.20.112")).unwrap();
     assert_eq!(found.country.as_deref(), Some("SE"));
     assert_eq!(found.continent.as_deref(), Some("EU"));
@@ -212,14 +212,14 @@ fn geoip2_country_opens_and_locates() {
 
 #[test]
 fn describe_names_type_date_version_and_nodes() {
-    let db = open(&shared("GeoLite2-Country-Test.mmdb"));
+    let db = open(&maxmind("GeoLite2-Country-Test.mmdb"));
     let line = db.describe();
     assert!(line.contains("GeoLite2-Country"), "{line}");
     assert!(line.contains("IPv6"), "{line}");
     assert!(line.contains("1505 nodes"), "{line}");
     assert!(line.contains("built 20"), "{line}");
     assert!(!line.contains('\n'));
-    assert_eq!(db.path(), shared("GeoLite2-Country-Test.mmdb"));
+    assert_eq!(db.path(), maxmind("GeoLite2-Country-Test.mmdb"));
 }
 
 #[test]
@@ -403,12 +403,12 @@ fn check_prefixes_never_lie(file: &Path, samples_per_network: usize, seed: u64) 
 
 #[test]
 fn prefixes_never_lie_geolite2_country() {
-    check_prefixes_never_lie(&shared("GeoLite2-Country-Test.mmdb"), 2, 1);
+    check_prefixes_never_lie(&maxmind("GeoLite2-Country-Test.mmdb"), 2, 1);
 }
 
 #[test]
 fn prefixes_never_lie_geolite2_city() {
-    check_prefixes_never_lie(&shared("GeoLite2-City-Test.mmdb"), 2, 2);
+    check_prefixes_never_lie(&maxmind("GeoLite2-City-Test.mmdb"), 2, 2);
 }
 
 #[test]
@@ -473,14 +473,14 @@ fn assert_error_names_path(result: Result<GeoDb, GeoError>, path: &Path) -> GeoE
 
 #[test]
 fn corrupt_node_count_is_rejected() {
-    let path = shared("GeoIP2-City-Test-Invalid-Node-Count.mmdb");
+    let path = maxmind("GeoIP2-City-Test-Invalid-Node-Count.mmdb");
     let error = assert_error_names_path(GeoDb::open(&path), &path);
     assert!(matches!(error, GeoError::Invalid { .. }), "{error:?}");
 }
 
 #[test]
 fn truncated_files_are_rejected() {
-    let bytes = std::fs::read(shared("GeoLite2-Country-Test.mmdb")).unwrap();
+    let bytes = std::fs::read(maxmind("GeoLite2-Country-Test.mmdb")).unwrap();
     // Cut in the metadata, in the data section, in the search tree, and to one byte.
     for len in [
         bytes.len() - 20,
@@ -500,7 +500,7 @@ fn truncated_files_are_rejected() {
 
 #[test]
 fn damaged_search_tree_is_found_at_open() {
-    let bytes = std::fs::read(shared("GeoLite2-Country-Test.mmdb")).unwrap();
+    let bytes = std::fs::read(maxmind("GeoLite2-Country-Test.mmdb")).unwrap();
     // Node records point far past the end: lookups would fail only later; open must not.
     let mut damaged = bytes.clone();
     for byte in &mut damaged[3_000..3_600] {
@@ -690,8 +690,8 @@ fn fixture_matches_its_source() {
 fn maps() -> Vec<ClientMap> {
     let mut maps = vec![ClientMap::uniform(3)];
     for path in [
-        shared("GeoLite2-Country-Test.mmdb"),
-        shared("GeoLite2-City-Test.mmdb"),
+        maxmind("GeoLite2-Country-Test.mmdb"),
+        maxmind("GeoLite2-City-Test.mmdb"),
         fixture(),
     ] {
         maps.push(compile_classes(&open(&path)).0);

@@ -26,7 +26,7 @@ pub use hickory_proto::op::ResponseCode;
 /// The zone every test config serves.
 pub const ORIGIN: &str = "keiko.example.com.";
 /// File names inside the test folder; `[zone].file` in the configs below
-/// names the zone file relative to the config, as the contract says.
+/// names the zone file relative to the config (docs/reference.md §2.1).
 pub const CONFIG_FILE: &str = "keiko.toml";
 pub const ZONE_FILE: &str = "keiko.example.com.zone";
 /// The server's own EDNS UDP payload size (DNS Flag Day 2020).
