@@ -1,4 +1,4 @@
-//! Configuration: the TOML file of contract section 2, checked as a whole.
+//! Configuration: the TOML file of docs/reference.md §2, checked as a whole.
 //!
 //! [`check`] is the one validation pass that `check`, start and reload go
 //! through: it reads the config, the zone file and the GeoIP database and

@@ -1,4 +1,4 @@
-//! The TOML schema exactly as operators write it (contract section 2).
+//! The TOML schema exactly as operators write it (docs/reference.md §2).
 //!
 //! These types only describe the file; `super::validate` turns them into the
 //! checked [`super::Config`]. Every table denies unknown keys, and values that

@@ -156,7 +156,7 @@ impl Store {
     }
 
     /// Appends one event and syncs it (events are rare; losing one to a
-    /// crash is what the contract allows, losing more is not).
+    /// crash is what docs/reference.md §7 allows, losing more is not).
     pub fn append_event(&self, event: &Event) -> Result<(), StoreError> {
         let path = self.events_path();
         let err = |source| StoreError::Write {
