@@ -23,7 +23,7 @@ use crate::snapshot::{NO_LOCATION, NameKind, Snapshot, relative};
 /// allowed, since it goes straight to an operator.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum ExplainError {
+pub(crate) enum ExplainError {
     #[error("name {value:?} is not a valid DNS name: {reason}")]
     BadName { value: String, reason: String },
     #[error("client {value:?} is not an IP address (for example 192.0.2.1 or 2001:db8::1)")]
@@ -38,7 +38,7 @@ pub enum ExplainError {
 /// What to explain: a name (relative to the origin or fully qualified) and
 /// what the query would say about its client.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     pub name: String,
     /// The packet's source address.
     pub client: Option<IpAddr>,
@@ -49,7 +49,7 @@ pub struct Request {
 impl Request {
     /// Parses the textual form shared by the CLI flags and the HTTP query.
     /// A subnet without a prefix length is taken as a single address.
-    pub fn parse(
+    pub(crate) fn parse(
         name: &str,
         client: Option<&str>,
         subnet: Option<&str>,
@@ -92,7 +92,7 @@ impl Request {
 /// What the server does with a name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A `[[records]]` name: answered by policy.
     Steered,
     /// A name with records in the zone file.
@@ -107,7 +107,7 @@ pub enum Kind {
 
 /// The whole explanation; what `GET /explain` returns.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Explanation {
+pub(crate) struct Explanation {
     /// The name asked about, fully qualified.
     pub name: String,
     pub zone: String,
@@ -126,7 +126,7 @@ pub struct Explanation {
 
 /// Where the client is taken to be, and from what.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Location {
+pub(crate) struct Location {
     /// "subnet" (the ECS option), "client" (the packet's source) or "none".
     pub source: String,
     /// The address classified, when there is one.
@@ -137,7 +137,7 @@ pub struct Location {
 
 /// What the GeoIP database says about the location.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct GeoInfo {
+pub(crate) struct GeoInfo {
     /// The database file; `None` when none is configured.
     pub database: Option<String>,
     pub country: Option<String>,
@@ -150,7 +150,7 @@ pub struct GeoInfo {
 
 /// How a steered name's answer is chosen for this client.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Steering {
+pub(crate) struct Steering {
     /// The record name relative to the origin.
     pub record: String,
     pub policy: String,
@@ -180,7 +180,7 @@ pub struct Steering {
 
 /// The preference list used by `geo`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Preference {
+pub(crate) struct Preference {
     /// "country JP", "continent EU" or "default".
     pub source: String,
     pub regions: Vec<String>,
@@ -188,7 +188,7 @@ pub struct Preference {
 
 /// A `[residency.NAME]` block that matched the client.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ResidencyRule {
+pub(crate) struct ResidencyRule {
     pub block: String,
     /// What matched: "country GB", "continent EU" (or the database's
     /// verdict when the location could not be read).
@@ -198,7 +198,7 @@ pub struct ResidencyRule {
 
 /// One candidate region.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     pub region: String,
     pub priority: u32,
     pub weight: u32,
@@ -211,7 +211,7 @@ pub struct Candidate {
 /// Explains `request` against `snap`. Names are resolved against the zone
 /// origin: "@" is the apex, a name ending in "." or in the origin is taken
 /// as fully qualified, anything else as relative.
-pub fn explain(snap: &Snapshot, request: &Request) -> Result<Explanation, ExplainError> {
+pub(crate) fn explain(snap: &Snapshot, request: &Request) -> Result<Explanation, ExplainError> {
     let compiled = &snap.compiled;
     let config = snap.config();
     let origin = &compiled.zone.origin;

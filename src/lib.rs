@@ -7,18 +7,18 @@
 //! `README.md` for the picture.
 #![deny(unsafe_code)]
 
-pub mod admin;
+mod admin;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod dataplane;
-pub mod explain;
+mod explain;
 pub mod geo;
 pub mod guard;
-pub mod health;
+mod health;
 pub mod net;
 pub mod snapshot;
-pub mod tls;
+mod tls;
 pub mod zone;
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use crate::health::record::PROBE_BUCKETS;
 
 type Labels = Vec<(&'static str, String)>;
 
-pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
+pub(crate) const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// One sample's value; the family's type decides how it is written.
 #[derive(Debug)]
@@ -120,7 +120,7 @@ fn percent(share: f64) -> f64 {
 }
 
 /// The whole exposition as text.
-pub fn render(plane: &ControlPlane) -> String {
+pub(crate) fn render(plane: &ControlPlane) -> String {
     let mut f = Families::default();
     let snap = plane.publisher.snapshot();
     let config = snap.config();

@@ -3,9 +3,9 @@
 //! It reads views of the control plane and sends it commands; it never
 //! touches the data plane.
 
-pub mod metrics;
+pub(crate) mod metrics;
 mod page;
-pub mod status;
+pub(crate) mod status;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -50,7 +50,7 @@ impl From<RecordError> for ApiError {
     }
 }
 
-pub fn router(plane: Arc<ControlPlane>) -> Router {
+pub(crate) fn router(plane: Arc<ControlPlane>) -> Router {
     Router::new()
         .route("/", get(page::page))
         .route("/health", get(|| async { "ok\n" }))
@@ -74,7 +74,7 @@ pub fn router(plane: Arc<ControlPlane>) -> Router {
 }
 
 /// Serves the admin API on `listener` until the task is dropped.
-pub async fn serve(listener: tokio::net::TcpListener, plane: Arc<ControlPlane>) {
+pub(crate) async fn serve(listener: tokio::net::TcpListener, plane: Arc<ControlPlane>) {
     if let Err(e) = axum::serve(listener, router(plane)).await {
         tracing::error!(error = %e, "admin API stopped");
     }
@@ -82,7 +82,7 @@ pub async fn serve(listener: tokio::net::TcpListener, plane: Arc<ControlPlane>) 
 
 /// Binds the admin address (before anything starts, so a taken port is a
 /// clean start-up error).
-pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     Ok(listener)

@@ -53,7 +53,7 @@ pub struct RecordStatus {
     pub region: Option<String>,
 }
 
-pub fn build(plane: &ControlPlane, events: usize) -> Status {
+pub(crate) fn build(plane: &ControlPlane, events: usize) -> Status {
     let snap = plane.publisher.snapshot();
     let config = snap.config();
     let views = plane.monitor.regions();

@@ -7,7 +7,7 @@ use crate::config::Policy;
 use crate::control::load;
 use crate::snapshot::{Compiled, Snapshot};
 
-pub fn run(path: &Path) -> ExitCode {
+pub(super) fn run(path: &Path) -> ExitCode {
     let loaded = match load(path) {
         Ok(l) => l,
         Err(e) => {

@@ -36,7 +36,7 @@ use crate::config::{Config, Policy};
 use crate::control::Loaded;
 
 /// The stand-in endpoints, in the default config's region order.
-pub const ENDPOINT_PORTS: [u16; 3] = [18081, 18082, 18083];
+pub(super) const ENDPOINT_PORTS: [u16; 3] = [18081, 18082, 18083];
 
 /// The demo's folder inside the config's `state_dir`.
 const STATE_SUBDIR: &str = "demo";
@@ -70,7 +70,7 @@ enum DemoError {
     NotUtf8 { path: PathBuf },
 }
 
-pub fn run() -> ExitCode {
+pub(super) fn run() -> ExitCode {
     let path = match super::find_config(None) {
         Ok(p) => p,
         Err(e) => {
@@ -182,7 +182,7 @@ fn set_path(
 /// go down after a few probes with nothing saying why. Checked once at
 /// start, before the first probe round; a config that cannot be loaded is
 /// left to the server to report.
-pub fn hint_if_stand_ins_are_missing(path: &Path) {
+pub(super) fn hint_if_stand_ins_are_missing(path: &Path) {
     let Ok(config) = Config::load(path) else {
         return;
     };

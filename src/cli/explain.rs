@@ -32,7 +32,7 @@ pub struct Args {
     pub admin: AdminArgs,
 }
 
-pub fn run(args: &Args) -> ExitCode {
+pub(super) fn run(args: &Args) -> ExitCode {
     let request = match Request::parse(&args.name, args.client.as_deref(), args.subnet.as_deref()) {
         Ok(r) => r,
         Err(e) => {
@@ -143,7 +143,7 @@ fn finish(explanation: &Explanation) -> ExitCode {
 }
 
 /// The explanation for people: one labelled line per step of the decision.
-pub fn render(e: &Explanation) -> String {
+pub(super) fn render(e: &Explanation) -> String {
     let mut out = String::new();
     let mut row = |label: &str, text: &str| {
         let line = format!("  {label:<12} {text}");

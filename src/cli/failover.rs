@@ -29,7 +29,7 @@ pub struct Args {
     pub admin: AdminArgs,
 }
 
-pub fn run(args: &Args) -> ExitCode {
+pub(super) fn run(args: &Args) -> ExitCode {
     match drill(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => e.report("failover"),

@@ -23,7 +23,7 @@ struct Readmitted {
     event: Option<Event>,
 }
 
-pub fn run(args: &Args) -> ExitCode {
+pub(super) fn run(args: &Args) -> ExitCode {
     let result = AdminClient::new(&args.admin, None).and_then(|client| {
         let path = format!("/admin/regions/{}/readmit", segment(&args.region));
         runtime()?.block_on(client.post::<Readmitted>(&path, None))

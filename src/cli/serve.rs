@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn run(path: &Path) -> ExitCode {
+pub(super) fn run(path: &Path) -> ExitCode {
     match crate::control::serve::serve(path) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

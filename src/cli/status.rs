@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 use super::client::{AdminArgs, AdminClient, answers, runtime};
 use crate::admin::status::{RegionStatus, Status};
 
-pub fn run(args: &AdminArgs) -> ExitCode {
+pub(super) fn run(args: &AdminArgs) -> ExitCode {
     let result = AdminClient::new(args, None).and_then(|client| {
         runtime()?.block_on(async {
             let status = client.status().await?;
@@ -26,7 +26,7 @@ pub fn run(args: &AdminArgs) -> ExitCode {
 }
 
 /// The whole report, as text.
-pub fn render(base: &str, status: &Status, now: SystemTime) -> String {
+pub(super) fn render(base: &str, status: &Status, now: SystemTime) -> String {
     let mut out = String::new();
     let mut line = |s: String| {
         out.push_str(s.trim_end());
@@ -119,7 +119,7 @@ fn ago(time: &str, now: SystemTime) -> String {
 }
 
 /// `text` cut to `width` characters, marking the cut.
-pub fn clip(text: &str, width: usize) -> String {
+pub(super) fn clip(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         text.to_owned()
     } else {

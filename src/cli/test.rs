@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::health::monitor::target_of;
 use crate::health::probe::{Outcome, Prober};
 
-pub fn run(path: &Path) -> ExitCode {
+pub(super) fn run(path: &Path) -> ExitCode {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {

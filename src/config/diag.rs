@@ -25,7 +25,7 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Collects diagnostics against one source text.
-pub struct Sink<'a> {
+pub(super) struct Sink<'a> {
     file: &'a Path,
     text: &'a str,
     /// Byte offset where each line starts, for O(log n) positions: a config
@@ -35,7 +35,7 @@ pub struct Sink<'a> {
 }
 
 impl<'a> Sink<'a> {
-    pub fn new(file: &'a Path, text: &'a str) -> Self {
+    pub(super) fn new(file: &'a Path, text: &'a str) -> Self {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
@@ -48,7 +48,7 @@ impl<'a> Sink<'a> {
     }
 
     /// 1-based line and column (in characters) of a byte offset.
-    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+    pub(super) fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset);
         let start = self.line_starts[line - 1];
@@ -59,7 +59,7 @@ impl<'a> Sink<'a> {
         (line, col)
     }
 
-    pub fn error(
+    pub(super) fn error(
         &mut self,
         span: Range<usize>,
         key: impl Into<String>,

@@ -12,7 +12,7 @@ use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct File {
+pub(super) struct File {
     pub server: Server,
     pub zone: Zone,
     #[serde(default)]
@@ -33,7 +33,7 @@ pub struct File {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Server {
+pub(super) struct Server {
     pub dns_listen: Spanned<Vec<Spanned<String>>>,
     pub admin_listen: Spanned<String>,
     pub region: Spanned<String>,
@@ -48,14 +48,14 @@ pub struct Server {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Zone {
+pub(super) struct Zone {
     pub origin: Spanned<String>,
     pub file: Spanned<String>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct Health {
+pub(super) struct Health {
     pub interval: Spanned<HumanDuration>,
     pub timeout: Spanned<HumanDuration>,
     pub failure_threshold: Spanned<i64>,
@@ -91,7 +91,7 @@ pub enum Recovery {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RateLimit {
+pub(super) struct RateLimit {
     pub responses_per_second: Option<Spanned<i64>>,
     pub window: Option<Spanned<HumanDuration>>,
     pub slip: Option<Spanned<i64>>,
@@ -102,7 +102,7 @@ pub struct RateLimit {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Geoip {
+pub(super) struct Geoip {
     pub database: Option<Spanned<String>>,
     pub default: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
@@ -113,7 +113,7 @@ pub struct Geoip {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Residency {
+pub(super) struct Residency {
     #[serde(default)]
     pub continents: Vec<Spanned<String>>,
     #[serde(default)]
@@ -123,7 +123,7 @@ pub struct Residency {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Region {
+pub(super) struct Region {
     pub name: Spanned<String>,
     pub priority: Spanned<i64>,
     pub weight: Spanned<i64>,
@@ -137,7 +137,7 @@ pub struct Region {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Record {
+pub(super) struct Record {
     pub name: Spanned<String>,
     pub policy: Spanned<PolicyName>,
     pub ttl: Option<Spanned<i64>>,
@@ -146,7 +146,7 @@ pub struct Record {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum PolicyName {
+pub(super) enum PolicyName {
     Failover,
     Geo,
     Weighted,
@@ -155,7 +155,7 @@ pub enum PolicyName {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Notify {
+pub(super) struct Notify {
     pub url: Spanned<String>,
     #[serde(default)]
     pub format: Option<Spanned<NotifyFormat>>,
@@ -172,7 +172,7 @@ pub enum NotifyFormat {
 
 /// A duration written as text: `"30s"`, `"500ms"`, `"2m"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HumanDuration(pub Duration);
+pub(super) struct HumanDuration(pub Duration);
 
 impl<'de> Deserialize<'de> for HumanDuration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {

@@ -2,7 +2,7 @@
 //! GeoIP database, checked against each other by the one validation pass
 //! in [`crate::config::check`], which `check`, start and reload share.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::{self, Config, ConfigError};

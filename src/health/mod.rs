@@ -3,14 +3,14 @@
 //! history and notifications. Verdicts reach the data plane only
 //! through the [`monitor::Publish`] seam, implemented by `crate::control`.
 
-pub mod monitor;
-pub mod notify;
-pub mod probe;
-pub mod record;
-pub mod state;
-pub mod store;
+pub(crate) mod monitor;
+pub(crate) mod notify;
+pub(crate) mod probe;
+pub(crate) mod record;
+pub(crate) mod state;
+pub(crate) mod store;
 
-pub use monitor::{Monitor, Publish, RegionView};
-pub use record::{HealthRecord, Observation, RecordError};
-pub use state::{Forced, State};
-pub use store::Event;
+pub(crate) use monitor::{Monitor, Publish};
+pub(crate) use record::RecordError;
+pub(crate) use state::Forced;
+pub(crate) use store::Event;

@@ -340,7 +340,7 @@ fn region_names(config: &Config) -> Vec<&str> {
 }
 
 /// What a region's probes go to, as config validation resolved it.
-pub fn target_of(region: &crate::config::Region) -> Target {
+pub(crate) fn target_of(region: &crate::config::Region) -> Target {
     Target::from(&region.probe)
 }
 
@@ -404,6 +404,6 @@ fn rules(config: &Config) -> Rules {
     }
 }
 
-pub fn rfc3339(t: SystemTime) -> String {
+pub(crate) fn rfc3339(t: SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }

@@ -19,16 +19,16 @@ use super::probe::describe_error;
 
 /// Notices waiting per webhook; past this the newest is dropped (with a
 /// warning) rather than blocking the caller.
-pub const QUEUE_CAPACITY: usize = 256;
+pub(crate) const QUEUE_CAPACITY: usize = 256;
 
 /// The Alertmanager `alertname` label.
-pub const ALERT_NAME: &str = "KeikoRegionDown";
+pub(crate) const ALERT_NAME: &str = "KeikoRegionDown";
 
 const NOTIFY_USER_AGENT: &str = concat!("keiko-dns-notify/", env!("CARGO_PKG_VERSION"));
 
 /// Payload format of a webhook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Format {
+pub(crate) enum Format {
     /// One [`Notice`] as a JSON object per POST.
     #[default]
     Json,
@@ -39,7 +39,7 @@ pub enum Format {
 
 /// One `[[notify]]` entry.
 #[derive(Clone)]
-pub struct Webhook {
+pub(crate) struct Webhook {
     pub url: String,
     pub format: Format,
     /// Sent as `Authorization: Bearer <token>`; never logged.
@@ -77,7 +77,7 @@ impl std::fmt::Debug for Webhook {
 /// `answer_before`/`answer_after` are the failover name's answer around the
 /// transition.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Notice {
+pub(crate) struct Notice {
     /// RFC 3339.
     pub time: String,
     pub region: String,
@@ -116,7 +116,7 @@ impl Policy {
 /// Fans notices out to the webhooks. Dropping it ends the sender tasks once
 /// their queues are drained.
 #[derive(Debug)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     queues: Vec<Queue>,
 }
 
@@ -134,7 +134,7 @@ impl Notifier {
     ///
     /// # Panics
     /// Outside a tokio runtime (as `tokio::spawn` does).
-    pub fn start(webhooks: Vec<Webhook>) -> Notifier {
+    pub(crate) fn start(webhooks: Vec<Webhook>) -> Notifier {
         Notifier::start_with(webhooks, Policy::DEFAULT)
     }
 
@@ -165,7 +165,7 @@ impl Notifier {
 
     /// Queues `notice` for every webhook. Never blocks and never awaits: a
     /// full queue drops this notice with a warning.
-    pub fn notify(&self, notice: Notice) {
+    pub(crate) fn notify(&self, notice: Notice) {
         for queue in &self.queues {
             match queue.tx.try_send(notice.clone()) {
                 Ok(()) => {}

@@ -28,7 +28,7 @@ use crate::config::ProbeTarget;
 /// How much of a body is searched for `expect_body` (Route53's figure); the
 /// connection is dropped after that many bytes, so endless bodies cost
 /// nothing more.
-pub const BODY_LIMIT: usize = 5_120;
+pub(crate) const BODY_LIMIT: usize = 5_120;
 
 /// Pinned clients are cached per (host, address); past this many the cache
 /// is emptied, so addresses that come and go across reloads cannot grow it
@@ -41,7 +41,7 @@ const PROBE_USER_AGENT: &str = concat!("keiko-dns-health/", env!("CARGO_PKG_VERS
 /// errors: they are unhealthy [`Outcome`]s.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum ProbeError {
+pub(crate) enum ProbeError {
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
     #[error("cannot build HTTP client: {0}")]
@@ -50,7 +50,7 @@ pub enum ProbeError {
 
 /// What to probe: a region's [`ProbeTarget`], resolved at config validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     /// GET url; when `connect_to` is set, the TCP connection goes to that
     /// address while the Host header and TLS SNI/certificate name stay the
     /// url's host (Route53 style: probe the region's IP with its host name).
@@ -83,7 +83,7 @@ impl From<&ProbeTarget> for Target {
 impl Target {
     /// Printable form for logs and the CLI, e.g.
     /// `https://api.example.com/health via 192.0.2.10:443`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Target::Http {
                 url,
@@ -100,7 +100,7 @@ impl Target {
 
 /// The verdict of one probe.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub healthy: bool,
     /// Time from the start of the probe to the verdict.
     pub latency: Duration,
@@ -112,7 +112,7 @@ pub struct Outcome {
 }
 
 /// Runs probes. Cheap to share: probes run concurrently through `&self`.
-pub struct Prober {
+pub(crate) struct Prober {
     tls: rustls::ClientConfig,
     timeout: Duration,
     /// `None` is the unpinned client; `Some((host, addr))` a client whose
@@ -132,7 +132,7 @@ impl std::fmt::Debug for Prober {
 impl Prober {
     /// A prober that trusts the system roots plus, when given, the PEM
     /// certificates in `ca_file`, and bounds every probe by `timeout`.
-    pub fn new(ca_file: Option<&Path>, timeout: Duration) -> Result<Prober, ProbeError> {
+    pub(crate) fn new(ca_file: Option<&Path>, timeout: Duration) -> Result<Prober, ProbeError> {
         let tls = crate::tls::client_config(ca_file)?;
         // Built now so a broken setup shows at config load, not at the
         // first probe.
@@ -144,14 +144,9 @@ impl Prober {
         })
     }
 
-    /// The timeout that bounds each probe.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// Probes `target` once. Never fails and never takes much longer than
     /// the timeout: everything (connect, TLS, headers, body) runs under it.
-    pub async fn probe(&self, target: &Target, expect_body: Option<&str>) -> Outcome {
+    pub(crate) async fn probe(&self, target: &Target, expect_body: Option<&str>) -> Outcome {
         let start = Instant::now();
         let mut status = None;
         let verdict =

@@ -13,7 +13,7 @@ use super::store::{Event, HISTORY, Remembered};
 
 /// Upper bounds, in seconds, of the probe-duration histogram buckets: the
 /// Prometheus client defaults, from a loopback probe up to a 10 s timeout.
-pub const PROBE_BUCKETS: [f64; 11] = [
+pub(crate) const PROBE_BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
@@ -43,7 +43,7 @@ impl ProbeDurations {
 
 /// One look at a region: a probe's outcome, wherever it was taken.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Observation {
+pub(crate) struct Observation {
     pub healthy: bool,
     /// Why it failed (`None` when healthy).
     pub reason: Option<String>,
@@ -53,7 +53,7 @@ pub struct Observation {
 
 /// What a region has been through; kept by name across reloads.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Tally {
+pub(crate) struct Tally {
     pub checks_ok: u64,
     pub checks_failed: u64,
     pub events: u64,
@@ -62,7 +62,7 @@ pub struct Tally {
 
 /// One region's entry.
 #[derive(Debug, Clone)]
-pub struct RegionRecord {
+pub(crate) struct RegionRecord {
     pub name: String,
     pub health: RegionHealth,
     pub tally: Tally,
@@ -78,7 +78,7 @@ pub enum RecordError {
 
 /// Every region's health, tallies and the recent failover history.
 #[derive(Debug)]
-pub struct HealthRecord {
+pub(crate) struct HealthRecord {
     rules: Rules,
     regions: Vec<RegionRecord>,
     events: VecDeque<Event>,
@@ -87,7 +87,7 @@ pub struct HealthRecord {
 impl HealthRecord {
     /// A record of `names`, each starting where `start` says (its
     /// remembered state, or up), with `events` as the history so far.
-    pub fn new(
+    pub(crate) fn new(
         rules: Rules,
         names: &[&str],
         mut start: impl FnMut(&str) -> RegionHealth,
@@ -109,7 +109,7 @@ impl HealthRecord {
 
     /// Takes a reloaded config: regions keep their health and tallies by
     /// name, new ones start up, removed ones are forgotten.
-    pub fn reconfigure(&mut self, rules: Rules, names: &[&str]) {
+    pub(crate) fn reconfigure(&mut self, rules: Rules, names: &[&str]) {
         let mut old: BTreeMap<String, RegionRecord> = self
             .regions
             .drain(..)
@@ -128,18 +128,13 @@ impl HealthRecord {
             .collect();
     }
 
-    pub fn regions(&self) -> &[RegionRecord] {
+    pub(crate) fn regions(&self) -> &[RegionRecord] {
         &self.regions
-    }
-
-    /// Index of `name` in [`Self::regions`].
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.regions.iter().position(|r| r.name == name)
     }
 
     /// Takes one observation of the region at `index`; returns the change
     /// of its probe state, if any.
-    pub fn observe(&mut self, index: usize, seen: &Observation) -> Option<Transition> {
+    pub(crate) fn observe(&mut self, index: usize, seen: &Observation) -> Option<Transition> {
         let rules = self.rules;
         let region = self.regions.get_mut(index)?;
         if seen.healthy {
@@ -159,14 +154,14 @@ impl HealthRecord {
 
     /// Whether the region at `index` is up but failing, so the next look
     /// should come sooner.
-    pub fn confirming_failure(&self, index: usize) -> bool {
+    pub(crate) fn confirming_failure(&self, index: usize) -> bool {
         self.regions
             .get(index)
             .is_some_and(|r| r.health.state == State::Up && r.health.consecutive_failures > 0)
     }
 
     /// Applies an operator's forced state (`None` hands back to probes).
-    pub fn force(
+    pub(crate) fn force(
         &mut self,
         name: &str,
         forced: Option<Forced>,
@@ -175,7 +170,7 @@ impl HealthRecord {
     }
 
     /// Re-admits a region waiting after a manual recovery.
-    pub fn readmit(&mut self, name: &str) -> Result<Transition, RecordError> {
+    pub(crate) fn readmit(&mut self, name: &str) -> Result<Transition, RecordError> {
         self.region_mut(name)?
             .health
             .readmit()
@@ -193,7 +188,7 @@ impl HealthRecord {
     }
 
     /// Routing health by region name: what the data plane should see.
-    pub fn routing(&self) -> Vec<(String, bool)> {
+    pub(crate) fn routing(&self) -> Vec<(String, bool)> {
         self.regions
             .iter()
             .map(|r| (r.name.clone(), r.health.healthy()))
@@ -201,12 +196,12 @@ impl HealthRecord {
     }
 
     /// Whether every region has been observed at least once.
-    pub fn all_checked(&self) -> bool {
+    pub(crate) fn all_checked(&self) -> bool {
         self.regions.iter().all(|r| r.health.checked)
     }
 
     /// What survives a restart: each region's state and forced state.
-    pub fn remembered(&self) -> BTreeMap<String, Remembered> {
+    pub(crate) fn remembered(&self) -> BTreeMap<String, Remembered> {
         self.regions
             .iter()
             .map(|r| {
@@ -223,7 +218,7 @@ impl HealthRecord {
 
     /// Adds `event` to the history (the oldest falls off past
     /// [`HISTORY`]) and counts it for its region.
-    pub fn record_event(&mut self, event: Event) {
+    pub(crate) fn record_event(&mut self, event: Event) {
         if let Some(r) = self.regions.iter_mut().find(|r| r.name == event.region) {
             r.tally.events += 1;
         }
@@ -234,7 +229,7 @@ impl HealthRecord {
     }
 
     /// Up to `limit` events, newest first.
-    pub fn events(&self, limit: usize) -> Vec<Event> {
+    pub(crate) fn events(&self, limit: usize) -> Vec<Event> {
         self.events.iter().rev().take(limit).cloned().collect()
     }
 }

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::state::{Forced, State};
 
 /// Events kept in memory and served by `/events`.
-pub const HISTORY: usize = 1000;
+pub(crate) const HISTORY: usize = 1000;
 /// `events.jsonl` is rotated to `events.jsonl.1` past this size.
 const ROTATE_BYTES: u64 = 1 << 20;
 
@@ -39,7 +39,7 @@ pub struct Event {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Remembered {
+pub(crate) struct Remembered {
     pub state: State,
     pub forced: Option<Forced>,
 }
@@ -50,7 +50,7 @@ struct RegionsFile {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub(crate) enum StoreError {
     #[error("cannot write {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -58,12 +58,12 @@ pub enum StoreError {
     },
 }
 
-pub struct Store {
+pub(crate) struct Store {
     dir: PathBuf,
 }
 
 impl Store {
-    pub fn new(dir: &Path) -> Store {
+    pub(crate) fn new(dir: &Path) -> Store {
         if let Err(e) = fs::create_dir_all(dir) {
             tracing::error!(dir = %dir.display(), error = %e, "cannot create state_dir; forced states and history will not survive a restart");
         }
@@ -81,7 +81,7 @@ impl Store {
     }
 
     /// Last known states; empty when there is no usable file.
-    pub fn load_regions(&self) -> BTreeMap<String, Remembered> {
+    pub(crate) fn load_regions(&self) -> BTreeMap<String, Remembered> {
         let path = self.regions_path();
         let text = match fs::read_to_string(&path) {
             Ok(t) => t,
@@ -102,7 +102,10 @@ impl Store {
 
     /// Replaces `regions.json` so that a crash leaves either the old or the
     /// new file, never a torn one.
-    pub fn save_regions(&self, regions: &BTreeMap<String, Remembered>) -> Result<(), StoreError> {
+    pub(crate) fn save_regions(
+        &self,
+        regions: &BTreeMap<String, Remembered>,
+    ) -> Result<(), StoreError> {
         let path = self.regions_path();
         let tmp = self.dir.join("regions.json.tmp");
         let err = |source| StoreError::Write {
@@ -124,7 +127,7 @@ impl Store {
     }
 
     /// The newest [`HISTORY`] events, oldest first, skipping damaged lines.
-    pub fn load_events(&self) -> VecDeque<Event> {
+    pub(crate) fn load_events(&self) -> VecDeque<Event> {
         let mut events = VecDeque::with_capacity(HISTORY);
         let rotated = self.dir.join("events.jsonl.1");
         for path in [rotated, self.events_path()] {
@@ -157,7 +160,7 @@ impl Store {
 
     /// Appends one event and syncs it (events are rare; losing one to a
     /// crash is what docs/reference.md §7 allows, losing more is not).
-    pub fn append_event(&self, event: &Event) -> Result<(), StoreError> {
+    pub(crate) fn append_event(&self, event: &Event) -> Result<(), StoreError> {
         let path = self.events_path();
         let err = |source| StoreError::Write {
             path: path.clone(),

@@ -128,7 +128,7 @@ impl Compiled {
 }
 
 /// Lowercase uncompressed wire form of a name.
-pub fn wire(name: &Name) -> Box<[u8]> {
+pub(super) fn wire(name: &Name) -> Box<[u8]> {
     let mut out = Vec::with_capacity(name.len() + 2);
     for label in name.to_lowercase().iter() {
         out.push(label.len() as u8);

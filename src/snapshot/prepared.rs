@@ -28,8 +28,8 @@ pub struct Prepared {
     pub relocate: Box<[u16]>,
 }
 
-pub const NOERROR: u8 = 0;
-pub const NXDOMAIN: u8 = 3;
+pub(super) const NOERROR: u8 = 0;
+pub(super) const NXDOMAIN: u8 = 3;
 
 /// Sections of a response to be encoded together.
 #[derive(Default)]

@@ -16,7 +16,7 @@ use rustls::pki_types::pem::PemObject;
 /// Why a TLS configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum TlsError {
+pub(crate) enum TlsError {
     #[error("cannot read CA file {}: {source}", path.display())]
     CaFileRead {
         path: PathBuf,
@@ -41,7 +41,7 @@ pub enum TlsError {
 /// The client configuration of probes, webhooks and the CLI: the system
 /// roots plus the certificates of `ca_file`, which is read and checked now
 /// so a bad file fails the config load rather than every later handshake.
-pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
+pub(crate) fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, TlsError> {
     let extra = match ca_file {
         Some(path) => load_ca_file(path)?,
         None => Vec::new(),
@@ -51,7 +51,7 @@ pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, Tls
 
 /// Reads a PEM bundle of trust anchors, checking each certificate so the
 /// error names the one that is wrong.
-pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+pub(crate) fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let bytes = std::fs::read(path).map_err(|source| TlsError::CaFileRead {
         path: path.to_owned(),
         source,
