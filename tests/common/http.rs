@@ -499,6 +499,14 @@ impl Server {
         self.http("POST", path, &headers, body.as_bytes())
     }
 
+    /// Forces `region` to `state` ("down", "up" or "auto") through
+    /// `POST /admin/regions/REGION/state`, without a token; asserts 200.
+    pub fn force(&self, region: &str, state: &str) {
+        let path = format!("/admin/regions/{region}/state");
+        let reply = self.post(&path, &format!(r#"{{"state":"{state}"}}"#), None);
+        assert_eq!(reply.status, 200, "forcing {region} {state}: {reply:?}");
+    }
+
     /// `GET /status`.
     pub fn status(&self) -> serde_json::Value {
         self.get_json("/status")

@@ -41,6 +41,11 @@ impl Workspace {
             .expect("run keiko-dns")
     }
 
+    /// Everything a server spawned on this workspace wrote to stderr so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.path().join("server.log")).unwrap_or_default()
+    }
+
     /// `keiko-dns check --config <this config>`.
     pub fn check(&self) -> Output {
         let config = self.config_path();
@@ -227,7 +232,7 @@ impl Server {
 
     /// Everything the server wrote to stderr so far.
     pub fn log(&self) -> String {
-        fs::read_to_string(self.ws.path().join("server.log")).unwrap_or_default()
+        self.ws.log()
     }
 }
 
@@ -273,9 +278,11 @@ impl Drop for Server {
     }
 }
 
-fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill(2) on our own child's pid; it has not been reaped yet
-    // (we only reap in Drop), so the pid cannot have been reused.
+/// Sends `sig` to `pid`, which must be a child of this test that has not
+/// been reaped yet (so the pid cannot have been reused).
+pub fn signal(pid: u32, sig: libc::c_int) {
+    // SAFETY: kill(2) takes no pointers; per the contract above the pid is
+    // our own unreaped child's.
     let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
     assert_eq!(
         rc,
