@@ -10,7 +10,7 @@
 mod common;
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -1015,14 +1015,6 @@ fn with_state_dir(dir: &Path) -> String {
     )
 }
 
-fn force(server: &Server, region: &str, state: &str) -> HttpReply {
-    server.post(
-        &format!("/admin/regions/{region}/state"),
-        &format!(r#"{{"state":"{state}"}}"#),
-        None,
-    )
-}
-
 /// A state_dir that cannot be created (a regular file stands where a
 /// folder is expected; tests run as root, so permissions would not stop
 /// us): the server starts, serves, logs the error, and forced states work
@@ -1036,8 +1028,7 @@ fn unwritable_state_dir_is_logged_and_survived() {
         let server = Server::start(&with_state_dir(&state_dir), &default_zone());
         server.wait_ready(Duration::from_secs(10));
         assert_failover_to(&server, &REGIONS[0]);
-        let reply = force(&server, "us-east-1", "down");
-        assert_eq!(reply.status, 200, "{reply:?}");
+        server.force("us-east-1", "down");
         assert_failover_to(&server, &REGIONS[1]);
         assert_eq!(server.region_status("us-east-1")["forced"], "down");
         let events = server.events(10);
@@ -1047,8 +1038,7 @@ fn unwritable_state_dir_is_logged_and_survived() {
                 .any(|e| e["region"] == "us-east-1" && e["to"] == "down"),
             "the event is kept in memory: {events:#?}"
         );
-        let reply = force(&server, "us-east-1", "auto");
-        assert_eq!(reply.status, 200, "{reply:?}");
+        server.force("us-east-1", "auto");
         assert_failover_to(&server, &REGIONS[0]);
         let log = server.log();
         let blocker_text = blocker.to_str().unwrap();
@@ -1117,7 +1107,7 @@ fn damaged_state_files_are_logged_and_the_good_events_kept() {
     );
 
     // New events go on after the torn line and survive a restart.
-    assert_eq!(force(&server, "us-east-1", "down").status, 200);
+    server.force("us-east-1", "down");
     server.restart();
     server.wait_ready(Duration::from_secs(10));
     let got = reasons(&server);
@@ -1432,19 +1422,6 @@ impl Drop for HostileStub {
     }
 }
 
-fn read_request_head(stream: &mut TcpStream) -> std::io::Result<()> {
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 65536 {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    Ok(())
-}
-
 fn misbehave(
     mut stream: TcpStream,
     kind: Hostile,
@@ -1454,7 +1431,7 @@ fn misbehave(
     stream.set_nonblocking(false)?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    read_request_head(&mut stream)?;
+    read_head(&mut stream)?;
     let deadline = Instant::now() + Duration::from_secs(20);
     match kind {
         Hostile::RedirectLoop => write!(

@@ -109,7 +109,7 @@ impl Drop for HealthStub {
 
 /// Reads an HTTP request head (up to and including the blank line, maybe
 /// more); an error when the peer closes first.
-fn read_head(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
+pub fn read_head(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
     let mut head = Vec::new();
     let mut buf = [0u8; 1024];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
