@@ -302,6 +302,7 @@ pub fn assert_failover_to(server: &Server, region: &Region) {
         &[region.v4.into()],
     );
 }
+
 /// The DNS side of a running server.
 impl Server {
     pub fn dns_addr(&self) -> SocketAddr {
