@@ -37,6 +37,11 @@ fn region_addresses(r: &Region, rtype: RecordType) -> Vec<IpAddr> {
     }
 }
 
+/// The answers to `name` `rtype` over UDP and over TCP.
+fn both_transports(server: &Server, name: &str, rtype: RecordType) -> [Message; 2] {
+    [server.query_udp(name, rtype), server.query_tcp(name, rtype)]
+}
+
 /// The encoded `query` with its header's opcode set to `opcode`.
 fn with_opcode(mut query: Vec<u8>, opcode: u8) -> Vec<u8> {
     query[2] = (query[2] & !0x78) | (opcode << 3);
@@ -96,6 +101,15 @@ fn positive_answers_over_udp_and_tcp() {
                 );
             }
         }
+    }
+
+    // The weighted name draws its AAAA from the regions' IPv6 addresses
+    // (the shares themselves: `sighup_reload_applies_new_weights`).
+    let v6: Vec<IpAddr> = REGIONS.iter().map(|r| r.v6.into()).collect();
+    for answer in both_transports(&server, WEIGHTED_NAME, RecordType::AAAA) {
+        let got = addresses(&answer);
+        assert!(got.len() == 1 && v6.contains(&got[0]), "{answer:#?}");
+        assert!(answer.metadata.authoritative, "{answer:#?}");
     }
 
     // Names match case-insensitively; the question goes back byte for byte
@@ -184,7 +198,7 @@ fn negative_and_error_answers_over_udp_and_tcp() {
         txt_rrset("huge", 20)
     ));
     let server = Server::start(&default_config(), &zone);
-    let both = |name: &str, rtype| [server.query_udp(name, rtype), server.query_tcp(name, rtype)];
+    let both = |name: &str, rtype| both_transports(&server, name, rtype);
 
     // NXDOMAIN carries the SOA with the negative TTL, also for a name below
     // a steered name and for a sibling of an empty non-terminal.
