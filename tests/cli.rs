@@ -5,8 +5,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -79,35 +78,7 @@ fn code(out: &Output) -> i32 {
 }
 
 fn admin_url(server: &Server) -> String {
-    format!("http://127.0.0.1:{}", server.ws.admin_port)
-}
-
-/// The status code of `GET path` on loopback `addr`, or None.
-fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
-    assert!(addr.ip().is_loopback());
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_millis(500)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    text.split_whitespace().nth(1)?.parse().ok()
-}
-
-fn wait_ready(server: &Server) {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.ws.admin_port));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while http_status(addr, "/ready") != Some(200) {
-        assert!(
-            Instant::now() < deadline,
-            "not ready within 10 s; log:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    format!("http://{}", server.admin_addr())
 }
 
 fn failover_answer(server: &Server) -> Vec<IpAddr> {
@@ -118,16 +89,10 @@ fn ip(text: &str) -> IpAddr {
     text.parse().unwrap()
 }
 
-fn sigterm(pid: u32) {
-    // SAFETY: kill(2) on our own, not yet reaped child.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    assert_eq!(rc, 0, "kill: {}", std::io::Error::last_os_error());
-}
-
 #[test]
 fn status_failover_readmit_and_explain_against_a_running_server() {
     let mut server = Server::start(&geo_config(""), &default_zone());
-    wait_ready(&server);
+    server.wait_ready(Duration::from_secs(10));
     let admin = admin_url(&server);
 
     let out = keiko(&["status", "--admin", &admin], &[]);
@@ -225,7 +190,7 @@ fn status_failover_readmit_and_explain_against_a_running_server() {
     assert_eq!(code(&out), 2, "{}", output_text(&out));
 
     // With the server stopped, explain falls back to the config and says so.
-    sigterm(server.pid());
+    signal(server.pid(), libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(10);
     while server.is_alive() {
         assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
@@ -269,7 +234,7 @@ fn status_without_a_server_exits_2_and_says_so() {
 fn a_wrong_token_changes_nothing() {
     let config = geo_config("admin_token  = \"right-token-0123456789\"\n");
     let server = Server::start(&config, &default_zone());
-    wait_ready(&server);
+    server.wait_ready(Duration::from_secs(10));
     let admin = admin_url(&server);
     let out = keiko(
         &["failover", "--region", "us-east-1", "--admin", &admin],
@@ -318,12 +283,8 @@ fn a_wrong_token_changes_nothing() {
 
 #[test]
 fn test_probes_every_region_and_names_the_failing_one() {
-    // A port nothing listens on: bound, then released.
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let config = replace_once(&default_config(), "{HEALTH1}", &closed.to_string());
+    let closed = format!("127.0.0.1:{}", closed_port());
+    let config = replace_once(&default_config(), "{HEALTH1}", &closed);
     let ws = Workspace::new(&config, &default_zone());
     let path = ws.config_path();
     let out = keiko(&["test", "--config", path.to_str().unwrap()], &[]);
@@ -412,7 +373,8 @@ fn demo_serves_the_default_zone_until_sigterm() {
         "api-contracts answers a region: {answer:#?}"
     );
     let endpoint = SocketAddr::from((Ipv4Addr::LOCALHOST, 18081));
-    assert_eq!(http_status(endpoint, "/health"), Some(200));
+    let health = http_request(endpoint, "GET", "/health", &[], b"");
+    assert_eq!(health.ok().map(|r| r.status), Some(200), "demo stand-in");
     let guide = read("demo.out");
     for needle in [
         "dig @127.0.0.1 -p 5300",
@@ -426,7 +388,7 @@ fn demo_serves_the_default_zone_until_sigterm() {
         );
     }
 
-    sigterm(child.id());
+    signal(child.id(), libc::SIGTERM);
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -545,7 +507,7 @@ fn serve_without_the_stand_ins_says_so_once_and_logs_no_colour() {
 
     // With the endpoints up, no hint.
     let server = Server::start_default();
-    wait_ready(&server);
+    server.wait_ready(Duration::from_secs(10));
     let log = server.log();
     assert!(log.contains("keiko-dns serving"), "{log}");
     assert!(!log.contains("keiko-dns demo"), "{log}");

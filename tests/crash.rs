@@ -28,14 +28,8 @@ use rand::{RngExt, SeedableRng};
 const ROUNDS: usize = 10;
 const REGION: &str = "us-east-1";
 
-fn log(ws: &Workspace) -> String {
-    fs::read_to_string(ws.path().join("server.log")).unwrap_or_default()
-}
-
 fn kill9(child: &mut Child) {
-    // SAFETY: kill(2) on our own child, not yet reaped.
-    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGKILL) };
-    assert_eq!(rc, 0, "kill -9: {}", std::io::Error::last_os_error());
+    signal(child.id(), libc::SIGKILL);
     let status = child.wait().unwrap();
     assert!(!status.success(), "killed: {status}");
 }
@@ -47,7 +41,10 @@ fn wait_serving(child: &mut Child, ws: &Workspace, dns: SocketAddr, admin: Socke
     let soa = Message::query_for(ORIGIN, RecordType::SOA);
     loop {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("keiko-dns exited with {status} at start; log:\n{}", log(ws));
+            panic!(
+                "keiko-dns exited with {status} at start; log:\n{}",
+                ws.log()
+            );
         }
         if client.try_exchange(&soa).is_some() {
             break;
@@ -55,7 +52,7 @@ fn wait_serving(child: &mut Child, ws: &Workspace, dns: SocketAddr, admin: Socke
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "no DNS answer within 10 s of a restart; log:\n{}",
-            log(ws)
+            ws.log()
         );
     }
     loop {
@@ -65,7 +62,7 @@ fn wait_serving(child: &mut Child, ws: &Workspace, dns: SocketAddr, admin: Socke
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "/ready not 200 within 10 s of a restart; log:\n{}",
-            log(ws)
+            ws.log()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -220,10 +217,9 @@ fn kill_9_at_random_moments_loses_nothing_acknowledged() {
 
         if round == ROUNDS {
             // SIGTERM the last one and stop.
-            // SAFETY: our own child.
-            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+            signal(child.id(), libc::SIGTERM);
             let status = child.wait().unwrap();
-            assert!(status.success(), "clean stop: {status}; log:\n{}", log(&ws));
+            assert!(status.success(), "clean stop: {status}; log:\n{}", ws.log());
             break;
         }
 

@@ -1,5 +1,10 @@
 //! Black-box DNS behaviour of `keiko-dns serve` (docs/reference.md §3) over
 //! real UDP and TCP sockets on loopback. Every test runs its own server.
+//!
+//! What the answer core says to each kind of query is unit-tested in
+//! `src/dataplane/tests.rs`; here one test per group of behaviours checks
+//! that those answers reach real clients, beside what only the running
+//! server does: transports, garbage on the wire, reloads, `check`.
 
 mod common;
 
@@ -11,7 +16,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use hickory_proto::op::{Message, OpCode};
 use hickory_proto::rr::rdata::CNAME;
-use hickory_proto::rr::rdata::opt::EdnsOption;
 use hickory_proto::rr::{Name, RData, RecordType};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -33,6 +37,11 @@ fn region_addresses(r: &Region, rtype: RecordType) -> Vec<IpAddr> {
     }
 }
 
+/// The answers to `name` `rtype` over UDP and over TCP.
+fn both_transports(server: &Server, name: &str, rtype: RecordType) -> [Message; 2] {
+    [server.query_udp(name, rtype), server.query_tcp(name, rtype)]
+}
+
 /// The encoded `query` with its header's opcode set to `opcode`.
 fn with_opcode(mut query: Vec<u8>, opcode: u8) -> Vec<u8> {
     query[2] = (query[2] & !0x78) | (opcode << 3);
@@ -49,145 +58,182 @@ fn assert_raw_rcode(answer: Option<Vec<u8>>, query: &[u8], rcode: u8, what: &str
 }
 
 // ---------------------------------------------------------------------------
-// Authoritative answers, negative answers, CNAME, case, REFUSED
+// Answers over real sockets
+//
+// The answer core's unit tests (src/dataplane/tests.rs) check each of these
+// behaviours case by case; the two tests here check, with one server each,
+// that the same answers reach a client over UDP and TCP.
 // ---------------------------------------------------------------------------
 
+/// Authoritative static and steered answers, case, CNAME, ANY, EDNS and ECS
+/// echo, as a client sees them.
 #[test]
-fn in_zone_answers_are_authoritative_without_recursion() {
+fn positive_answers_over_udp_and_tcp() {
     let server = Server::start_default();
+
+    // Static data: RD is echoed (RFC 1035), but an authoritative-only server
+    // never sets RA; the question comes back as asked.
     let mut query = Message::query_for(&fqdn("status"), RecordType::A);
-    // RD is echoed (RFC 1035), but an authoritative-only server never sets RA.
     query.metadata.recursion_desired = true;
-    let answer = server.exchange_udp(&query);
-    assert_addresses(&answer, &[ip(STATUS_V4)]);
-    assert!(answer.metadata.recursion_desired, "RD echoed");
-    assert!(!answer.metadata.recursion_available, "RA clear");
-    assert_eq!(answer.queries, query.queries, "question echoed");
+    for answer in [server.exchange_udp(&query), server.exchange_tcp(&query)] {
+        assert_addresses(&answer, &[ip(STATUS_V4)]);
+        assert!(answer.metadata.recursion_desired, "RD echoed");
+        assert!(!answer.metadata.recursion_available, "RA clear");
+        assert_eq!(answer.queries, query.queries, "question echoed");
+    }
 
-    let steered = server.query_udp(FAILOVER_NAME, RecordType::A);
-    assert!(steered.metadata.authoritative, "AA on steered answers");
-    assert!(
-        !steered.metadata.recursion_available,
-        "RA clear on steered answers"
-    );
-}
-
-#[test]
-fn nxdomain_carries_the_soa_with_the_negative_ttl() {
-    let server = Server::start_default();
-    // A name below a steered name does not exist either.
-    for name in ["no-such-name", "deep.under.nothing", "x.api-contracts"] {
-        for answer in [
-            server.query_udp(name, RecordType::A),
-            server.query_tcp(name, RecordType::A),
-        ] {
-            assert_negative(&answer, ResponseCode::NXDomain, NEGATIVE_TTL);
+    // Steered names: failover gives the primary (all healthy), each region
+    // name its region, A and AAAA, with the record's TTL and the asked name.
+    let expectations = std::iter::once((FAILOVER_NAME, &REGIONS[0]))
+        .chain(REGION_NAMES.iter().copied().zip(&REGIONS));
+    for (name, region) in expectations {
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            for answer in [server.query_udp(name, rtype), server.query_tcp(name, rtype)] {
+                assert_addresses(&answer, &region_addresses(region, rtype));
+                assert!(!answer.metadata.recursion_available, "RA clear");
+                assert!(
+                    answer.answers.iter().all(|r| r.ttl == STEERED_TTL),
+                    "{answer:#?}"
+                );
+                assert_eq!(
+                    answer.answers[0].name,
+                    Name::from_ascii(fqdn(name)).unwrap()
+                );
+            }
         }
+    }
+
+    // The weighted name draws its AAAA from the regions' IPv6 addresses
+    // (the shares themselves: `sighup_reload_applies_new_weights`).
+    let v6: Vec<IpAddr> = REGIONS.iter().map(|r| r.v6.into()).collect();
+    for answer in both_transports(&server, WEIGHTED_NAME, RecordType::AAAA) {
+        let got = addresses(&answer);
+        assert!(got.len() == 1 && v6.contains(&got[0]), "{answer:#?}");
+        assert!(answer.metadata.authoritative, "{answer:#?}");
+    }
+
+    // Names match case-insensitively; the question goes back byte for byte
+    // as the client wrote it.
+    let client = server.udp();
+    for (name, expected) in [
+        ("StAtUs.KeIkO.eXaMpLe.CoM.", ip(STATUS_V4)),
+        ("API-CONTRACTS.keiko.example.COM.", REGIONS[0].v4.into()),
+        (
+            "Api-Contracts-Ap-Southeast.Keiko.Example.Com.",
+            REGIONS[2].v4.into(),
+        ),
+    ] {
+        let query = Message::query_for(name, RecordType::A).bytes();
+        let raw = client.raw(&query).expect("answer");
+        assert_eq!(raw[12..query.len()], query[12..], "question of {name}");
+        assert_addresses(&parse(&raw), &[expected]);
+    }
+
+    // A static CNAME is chased inside the zone (www -> status), but not into
+    // a steered name (api -> api-contracts), whose answer is per query.
+    let cname = |n: &str| RData::CNAME(CNAME(Name::from_ascii(fqdn(n)).unwrap()));
+    let www = server.query_udp("www", RecordType::A);
+    assert_eq!(www.answers.len(), 2, "{www:#?}");
+    assert_eq!(www.answers[0].data, cname("status"), "{www:#?}");
+    assert_addresses(&www, &[ip(STATUS_V4)]);
+    let api = server.query_tcp("api", RecordType::A);
+    assert_eq!(api.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(
+        api.answers.iter().map(|r| &r.data).collect::<Vec<_>>(),
+        [&cname(FAILOVER_NAME)],
+        "{api:#?}"
+    );
+
+    // ANY (RFC 8482): one RRset, not all of them. The apex has SOA, NS, CAA,
+    // TXT and MX.
+    for name in ["@", FAILOVER_NAME] {
+        for answer in [
+            server.query_udp(name, RecordType::ANY),
+            server.query_tcp(name, RecordType::ANY),
+        ] {
+            assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+            assert!(answer.metadata.authoritative, "{name}");
+            let types: HashSet<RecordType> =
+                answer.answers.iter().map(|r| r.record_type()).collect();
+            assert_eq!(types.len(), 1, "{name}: one RRset, got {answer:#?}");
+        }
+    }
+
+    // EDNS: OPT echoed with our payload size whatever the client's; none
+    // without one in the query (RFC 6891 section 7).
+    for payload in [512, 4096] {
+        let query = Message::query_for(&fqdn("status"), RecordType::A).with_edns(payload);
+        let answer = server.exchange_udp(&query);
+        assert_addresses(&answer, &[ip(STATUS_V4)]);
+        let edns = answer.edns.as_ref().expect("OPT echoed");
+        assert_eq!(edns.max_payload(), EDNS_PAYLOAD, "our payload size");
+        assert_eq!(edns.version(), 0);
+    }
+    let plain = server.query_udp("status", RecordType::A);
+    assert!(plain.edns.is_none(), "{plain:#?}");
+
+    // ECS echoed with scope 0: without geo or residency no answer depends
+    // on the client.
+    let subnet: IpAddr = ip("198.51.100.0");
+    for name in [FAILOVER_NAME, "status"] {
+        let query = Message::query_for(&fqdn(name), RecordType::A).with_subnet(subnet, 24);
+        let answer = server.exchange_tcp(&query);
+        assert_eq!(answer.metadata.response_code, ResponseCode::NoError);
+        let echoed = answer_subnet(&answer).unwrap_or_else(|| panic!("{name}: ECS echoed"));
+        assert_eq!((echoed.addr(), echoed.source_prefix()), (subnet, 24));
+        assert_eq!(echoed.scope_prefix(), 0, "{name}: same answer for all");
     }
 }
 
+/// NXDOMAIN and NODATA with the SOA, REFUSED, truncation, BADVERS, FORMERR
+/// and NOTIMP, as a client sees them.
 #[test]
-fn nodata_carries_the_soa() {
-    let server = Server::start_default();
-    let cases = [
+fn negative_and_error_answers_over_udp_and_tcp() {
+    // a.b.c makes b.c and c empty non-terminals. `big` (about 850 bytes)
+    // fits in our 1232 but not in 512 or 600; `huge` (about 2.3 kB) fits
+    // only over TCP.
+    let zone = zone_with(&format!(
+        "a.b.c IN A 192.0.2.99\n{}{}",
+        txt_rrset("big", 7),
+        txt_rrset("huge", 20)
+    ));
+    let server = Server::start(&default_config(), &zone);
+    let both = |name: &str, rtype| both_transports(&server, name, rtype);
+
+    // NXDOMAIN carries the SOA with the negative TTL, also for a name below
+    // a steered name and for a sibling of an empty non-terminal.
+    for name in [
+        "no-such-name",
+        "deep.under.nothing",
+        "x.api-contracts",
+        "x.b.c",
+    ] {
+        for answer in both(name, RecordType::A) {
+            assert_negative(&answer, ResponseCode::NXDomain, NEGATIVE_TTL);
+        }
+    }
+    // NODATA carries the SOA: other types at steered and static names, and
+    // empty non-terminals, which exist (RFC 8020).
+    for (name, rtype) in [
         (FAILOVER_NAME, RecordType::TXT),
         (WEIGHTED_NAME, RecordType::MX),
         (REGION_NAMES[0], RecordType::TXT),
         ("mail", RecordType::AAAA),
         ("status", RecordType::MX),
         ("ns1", RecordType::TXT),
-    ];
-    for (name, rtype) in cases {
-        let answer = server.query_udp(name, rtype);
-        assert_negative(&answer, ResponseCode::NoError, NEGATIVE_TTL);
+        ("b.c", RecordType::A),
+        ("c", RecordType::TXT),
+    ] {
+        for answer in both(name, rtype) {
+            assert_negative(&answer, ResponseCode::NoError, NEGATIVE_TTL);
+        }
     }
-}
-
-#[test]
-fn empty_non_terminal_is_nodata_not_nxdomain() {
-    let server = Server::start(&default_config(), &zone_with("a.b.c IN A 192.0.2.99"));
     assert_addresses(
         &server.query_udp("a.b.c", RecordType::A),
         &[ip("192.0.2.99")],
     );
-    // b.c and c own no records but have a descendant: they exist (RFC 8020).
-    for name in ["b.c", "c"] {
-        for rtype in [RecordType::A, RecordType::TXT] {
-            let answer = server.query_udp(name, rtype);
-            assert_negative(&answer, ResponseCode::NoError, NEGATIVE_TTL);
-        }
-    }
-    // A sibling that was never written is still NXDOMAIN.
-    let answer = server.query_udp("x.b.c", RecordType::A);
-    assert_negative(&answer, ResponseCode::NXDomain, NEGATIVE_TTL);
-}
 
-#[test]
-fn static_cname_is_chased_inside_the_zone_but_not_into_steered_names() {
-    let server = Server::start_default();
-    let name = |n: &str| Name::from_ascii(fqdn(n)).unwrap();
-
-    // www -> status: the CNAME and then status's A.
-    let www = server.query_udp("www", RecordType::A);
-    assert_eq!(
-        www.metadata.response_code,
-        ResponseCode::NoError,
-        "{www:#?}"
-    );
-    assert!(www.metadata.authoritative);
-    assert_eq!(www.answers.len(), 2, "{www:#?}");
-    assert_eq!(www.answers[0].name, name("www"));
-    assert_eq!(www.answers[0].data, RData::CNAME(CNAME(name("status"))));
-    assert_eq!(www.answers[1].name, name("status"));
-    assert_eq!(addresses(&www), [ip(STATUS_V4)]);
-
-    // api -> api-contracts: steered answers are per query, so only the CNAME;
-    // the resolver asks for api-contracts itself.
-    let api = server.query_udp("api", RecordType::A);
-    assert_eq!(
-        api.metadata.response_code,
-        ResponseCode::NoError,
-        "{api:#?}"
-    );
-    assert_eq!(api.answers.len(), 1, "{api:#?}");
-    assert_eq!(
-        api.answers[0].data,
-        RData::CNAME(CNAME(name(FAILOVER_NAME)))
-    );
-
-    // Asking for the CNAME itself gives just the CNAME.
-    let cname = server.query_udp("www", RecordType::CNAME);
-    assert_eq!(cname.answers.len(), 1, "{cname:#?}");
-    assert_eq!(cname.answers[0].record_type(), RecordType::CNAME);
-}
-
-#[test]
-fn names_match_case_insensitively_and_the_question_keeps_its_case() {
-    let server = Server::start_default();
-    let cases = [
-        ("StAtUs.KeIkO.eXaMpLe.CoM.", vec![ip(STATUS_V4)]),
-        (
-            "API-CONTRACTS.keiko.example.COM.",
-            vec![REGIONS[0].v4.into()],
-        ),
-        (
-            "Api-Contracts-Ap-Southeast.Keiko.Example.Com.",
-            vec![REGIONS[2].v4.into()],
-        ),
-    ];
-    let client = server.udp();
-    for (name, expected) in cases {
-        let query = Message::query_for(name, RecordType::A).bytes();
-        let raw = client.raw(&query).expect("answer");
-        // The question goes back byte for byte as the client wrote it.
-        assert_eq!(raw[12..query.len()], query[12..], "question of {name}");
-        assert_addresses(&parse(&raw), &expected);
-    }
-}
-
-#[test]
-fn names_outside_the_zone_are_refused() {
-    let server = Server::start_default();
+    // Names outside the zone are refused, without authority.
     for name in [
         "example.org.",
         "example.com.",
@@ -195,21 +241,115 @@ fn names_outside_the_zone_are_refused() {
         ".",
         "keiko.example.com.evil.",
     ] {
-        for answer in [
-            server.query_udp(name, RecordType::A),
-            server.query_tcp(name, RecordType::A),
-        ] {
+        for answer in both(name, RecordType::A) {
             assert_eq!(
                 answer.metadata.response_code,
                 ResponseCode::Refused,
                 "{name}: {answer:#?}"
             );
             assert!(answer.answers.is_empty(), "{name}: {answer:#?}");
-            assert!(
-                !answer.metadata.authoritative,
-                "{name}: not authoritative: {answer:#?}"
-            );
+            assert!(!answer.metadata.authoritative, "{name}: {answer:#?}");
         }
+    }
+
+    // Truncation honours the client's buffer (512 without EDNS, ours at
+    // most), never sends part of an RRset, and TCP gets everything.
+    let ask = |name: &str, payload: Option<u16>| {
+        let query = Message::query_for(&fqdn(name), RecordType::TXT);
+        let query = match payload {
+            Some(p) => query.with_edns(p),
+            None => query,
+        };
+        let raw = server.raw_udp(&query.bytes()).expect("UDP answer");
+        let limit = payload.map_or(512, |p| p.clamp(512, EDNS_PAYLOAD)) as usize;
+        assert!(
+            raw.len() <= limit,
+            "{name} {payload:?}: {} bytes > {limit}",
+            raw.len()
+        );
+        parse(&raw)
+    };
+    let assert_truncated = |m: &Message, what: &str| {
+        assert!(m.metadata.truncation, "{what}: TC expected: {m:#?}");
+        assert!(m.answers.is_empty(), "{what}: no partial RRset: {m:#?}");
+        assert_eq!(m.queries.len(), 1, "{what}: question kept");
+    };
+    let assert_complete = |m: &Message, count: usize, what: &str| {
+        assert!(!m.metadata.truncation, "{what}: TC not expected");
+        assert_eq!(m.answers.len(), count, "{what}: whole RRset");
+    };
+    assert_truncated(&ask("big", None), "big, no EDNS");
+    assert_truncated(&ask("big", Some(600)), "big, EDNS 600");
+    assert_complete(&ask("big", Some(1232)), 7, "big, EDNS 1232");
+    assert_complete(&ask("big", Some(4096)), 7, "big, EDNS 4096");
+    let truncated = ask("huge", Some(4096));
+    assert_truncated(&truncated, "huge, EDNS 4096 (we send at most 1232)");
+    assert!(truncated.edns.is_some(), "OPT kept in a truncated answer");
+    let [_, tcp] = both("big", RecordType::TXT);
+    assert_complete(&tcp, 7, "big over TCP");
+    let [_, tcp] = both("huge", RecordType::TXT);
+    assert_complete(&tcp, 20, "huge over TCP");
+
+    // EDNS version 1: BADVERS, in an OPT of version 0.
+    let mut query = Message::query_for(&fqdn("status"), RecordType::A).with_edns(1232);
+    query.edns.as_mut().unwrap().set_version(1);
+    for answer in [server.exchange_udp(&query), server.exchange_tcp(&query)] {
+        assert_eq!(rcode(&answer), 16, "BADVERS: {answer:#?}");
+        assert!(answer.answers.is_empty(), "{answer:#?}");
+        let edns = answer.edns.as_ref().expect("BADVERS travels in OPT");
+        assert_eq!(edns.version(), 0, "we speak EDNS version 0");
+    }
+
+    // Malformed queries: FORMERR with the ID echoed.
+    let good = Message::query_for(&fqdn("status"), RecordType::A).bytes();
+    let mut two_questions = good.clone();
+    two_questions[5] = 2; // QDCOUNT=2 with one question present
+    let mut no_question = good[..12].to_vec();
+    no_question[5] = 0;
+    let mut two_real_questions = good.clone();
+    two_real_questions[5] = 2;
+    two_real_questions.extend_from_slice(&good[12..]);
+    // An empty OPT record (root owner, type 41, payload 1232, no options).
+    const OPT: [u8; 11] = [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0];
+    let mut two_opts = good.clone();
+    two_opts[11] = 2;
+    two_opts.extend_from_slice(&OPT);
+    two_opts.extend_from_slice(&OPT);
+    let malformed: [(&str, Vec<u8>); 6] = [
+        ("question cut in the name", good[..good.len() - 10].to_vec()),
+        (
+            "question without type and class",
+            good[..good.len() - 4].to_vec(),
+        ),
+        ("QDCOUNT=2, one question", two_questions),
+        ("QDCOUNT=2, two questions", two_real_questions),
+        ("QDCOUNT=0", no_question),
+        ("two OPT records", two_opts),
+    ];
+    for (what, packet) in &malformed {
+        assert_raw_rcode(server.raw_udp(packet), packet, 1, what);
+        let mut stream = tcp_connect(server.dns_addr());
+        stream.write_all(&frame(packet)).unwrap();
+        let answer = read_frame(&mut stream).ok();
+        assert_raw_rcode(answer, packet, 1, &format!("TCP: {what}"));
+    }
+
+    // Opcodes other than QUERY: NOTIMP, the opcode echoed.
+    let query = Message::query_for(&fqdn("status"), RecordType::A).bytes();
+    for opcode in [
+        u8::from(OpCode::Status),
+        u8::from(OpCode::Notify),
+        u8::from(OpCode::Update),
+    ] {
+        let packet = with_opcode(query.clone(), opcode);
+        let raw = server.raw_udp(&packet);
+        let what = format!("opcode {opcode}");
+        assert_raw_rcode(raw.clone(), &packet, 4, &what);
+        assert_eq!(
+            raw.map(|r| (r[2] >> 3) & 0x0f),
+            Some(opcode),
+            "{what} echoed"
+        );
     }
 }
 
@@ -321,282 +461,6 @@ fn listens_on_ipv4_and_ipv6_loopback() {
         );
         assert_addresses(&tcp, &[REGIONS[0].v6.into()]);
     }
-}
-
-// ---------------------------------------------------------------------------
-// EDNS, truncation, malformed queries, opcodes, ANY
-// ---------------------------------------------------------------------------
-
-#[test]
-fn edns_is_echoed_with_our_payload_size() {
-    let server = Server::start_default();
-    for payload in [512, 1232, 4096] {
-        let query = Message::query_for(&fqdn("status"), RecordType::A).with_edns(payload);
-        let answer = server.exchange_udp(&query);
-        assert_addresses(&answer, &[ip(STATUS_V4)]);
-        let edns = answer.edns.as_ref().expect("OPT echoed");
-        assert_eq!(edns.max_payload(), EDNS_PAYLOAD, "our payload size");
-        assert_eq!(edns.version(), 0);
-    }
-    // No OPT in the query, none in the answer (RFC 6891 section 7).
-    let plain = server.query_udp("status", RecordType::A);
-    assert!(plain.edns.is_none(), "{plain:#?}");
-}
-
-#[test]
-fn truncation_honours_the_client_buffer_and_tcp_gets_everything() {
-    // `big` (about 850 bytes) fits in our 1232 but not in 512 or 600;
-    // `huge` (about 2.3 kB) fits only over TCP.
-    let zone = zone_with(&(txt_rrset("big", 7) + &txt_rrset("huge", 20)));
-    let server = Server::start(&default_config(), &zone);
-    let ask = |name: &str, payload: Option<u16>| {
-        let query = Message::query_for(&fqdn(name), RecordType::TXT);
-        let query = match payload {
-            Some(p) => query.with_edns(p),
-            None => query,
-        };
-        let raw = server.raw_udp(&query.bytes()).expect("UDP answer");
-        let limit = payload.map_or(512, |p| p.clamp(512, EDNS_PAYLOAD)) as usize;
-        assert!(
-            raw.len() <= limit,
-            "{name} {payload:?}: {} bytes > {limit}",
-            raw.len()
-        );
-        parse(&raw)
-    };
-    let assert_truncated = |m: &Message, what: &str| {
-        assert!(m.metadata.truncation, "{what}: TC expected: {m:#?}");
-        assert!(m.answers.is_empty(), "{what}: no partial RRset: {m:#?}");
-        assert_eq!(m.queries.len(), 1, "{what}: question kept");
-    };
-    let assert_complete = |m: &Message, count: usize, what: &str| {
-        assert!(!m.metadata.truncation, "{what}: TC not expected");
-        assert_eq!(m.answers.len(), count, "{what}: whole RRset");
-    };
-
-    assert_truncated(&ask("big", None), "big, no EDNS");
-    assert_truncated(&ask("big", Some(600)), "big, EDNS 600");
-    assert_complete(&ask("big", Some(1232)), 7, "big, EDNS 1232");
-    assert_complete(&ask("big", Some(4096)), 7, "big, EDNS 4096");
-    assert_truncated(
-        &ask("huge", Some(4096)),
-        "huge, EDNS 4096 (we send at most 1232)",
-    );
-    let truncated = ask("huge", Some(4096));
-    assert!(truncated.edns.is_some(), "OPT kept in a truncated answer");
-
-    assert_complete(&server.query_tcp("big", RecordType::TXT), 7, "big over TCP");
-    assert_complete(
-        &server.query_tcp("huge", RecordType::TXT),
-        20,
-        "huge over TCP",
-    );
-}
-
-#[test]
-fn edns_version_1_gets_badvers() {
-    let server = Server::start_default();
-    let mut query = Message::query_for(&fqdn("status"), RecordType::A).with_edns(1232);
-    query.edns.as_mut().unwrap().set_version(1);
-    for answer in [server.exchange_udp(&query), server.exchange_tcp(&query)] {
-        assert_eq!(rcode(&answer), 16, "BADVERS: {answer:#?}");
-        assert!(answer.answers.is_empty(), "{answer:#?}");
-        let edns = answer.edns.as_ref().expect("BADVERS travels in OPT");
-        assert_eq!(edns.version(), 0, "we speak EDNS version 0");
-    }
-}
-
-#[test]
-fn malformed_queries_get_formerr() {
-    let server = Server::start_default();
-    let good = Message::query_for(&fqdn("status"), RecordType::A).bytes();
-    let mut two_questions = good.clone();
-    two_questions[5] = 2; // QDCOUNT=2 with one question present
-    let mut no_question = good[..12].to_vec();
-    no_question[5] = 0;
-    let mut two_real_questions = good.clone();
-    two_real_questions[5] = 2;
-    two_real_questions.extend_from_slice(&good[12..]);
-    // An empty OPT record (root owner, type 41, payload 1232, no options).
-    const OPT: [u8; 11] = [0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0];
-    let mut two_opts = good.clone();
-    two_opts[11] = 2;
-    two_opts.extend_from_slice(&OPT);
-    two_opts.extend_from_slice(&OPT);
-    let cases: [(&str, Vec<u8>); 6] = [
-        ("question cut in the name", good[..good.len() - 10].to_vec()),
-        (
-            "question without type and class",
-            good[..good.len() - 4].to_vec(),
-        ),
-        ("QDCOUNT=2, one question", two_questions),
-        ("QDCOUNT=2, two questions", two_real_questions),
-        ("QDCOUNT=0", no_question),
-        ("two OPT records", two_opts),
-    ];
-    let client = server.udp();
-    for (what, packet) in &cases {
-        assert_raw_rcode(client.raw(packet), packet, 1, what);
-    }
-    // The same over TCP.
-    for (what, packet) in &cases {
-        let mut stream = tcp_connect(server.dns_addr());
-        stream.write_all(&frame(packet)).unwrap();
-        assert_raw_rcode(
-            read_frame(&mut stream).ok(),
-            packet,
-            1,
-            &format!("TCP: {what}"),
-        );
-    }
-}
-
-#[test]
-fn status_and_update_opcodes_get_notimp() {
-    let server = Server::start_default();
-    let query = Message::query_for(&fqdn("status"), RecordType::A).bytes();
-    let client = server.udp();
-    for opcode in [
-        u8::from(OpCode::Status),
-        u8::from(OpCode::Update),
-        u8::from(OpCode::Notify),
-    ] {
-        let packet = with_opcode(query.clone(), opcode);
-        let raw = client.raw(&packet);
-        assert_raw_rcode(raw.clone(), &packet, 4, &format!("opcode {opcode}"));
-        let raw = raw.unwrap();
-        assert_eq!((raw[2] >> 3) & 0x0f, opcode, "opcode echoed");
-    }
-}
-
-#[test]
-fn any_is_answered_with_one_rrset() {
-    let server = Server::start_default();
-    // The apex has SOA, NS, CAA, TXT and MX; status has A and AAAA; the
-    // steered names A and AAAA. RFC 8482: one RRset, not all of them.
-    for name in ["@", "status", "ns1", FAILOVER_NAME, REGION_NAMES[2]] {
-        for answer in [
-            server.query_udp(name, RecordType::ANY),
-            server.query_tcp(name, RecordType::ANY),
-        ] {
-            assert_eq!(
-                answer.metadata.response_code,
-                ResponseCode::NoError,
-                "{name}"
-            );
-            assert!(answer.metadata.authoritative, "{name}");
-            assert!(
-                !answer.answers.is_empty(),
-                "{name}: ANY answered: {answer:#?}"
-            );
-            let types: HashSet<RecordType> =
-                answer.answers.iter().map(|r| r.record_type()).collect();
-            assert_eq!(types.len(), 1, "{name}: one RRset, got {types:?}");
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Steering
-// ---------------------------------------------------------------------------
-
-#[test]
-fn steered_names_answer_as_the_contract_says() {
-    let server = Server::start_default();
-    // failover: the healthy region with the lowest priority (all healthy).
-    let expectations = std::iter::once((FAILOVER_NAME, &REGIONS[0]))
-        .chain(REGION_NAMES.iter().copied().zip(&REGIONS));
-    for (name, region) in expectations {
-        for rtype in [RecordType::A, RecordType::AAAA] {
-            for answer in [server.query_udp(name, rtype), server.query_tcp(name, rtype)] {
-                assert_addresses(&answer, &region_addresses(region, rtype));
-                assert!(
-                    answer.answers.iter().all(|r| r.ttl == STEERED_TTL),
-                    "{answer:#?}"
-                );
-                assert_eq!(
-                    answer.answers[0].name,
-                    Name::from_ascii(fqdn(name)).unwrap()
-                );
-            }
-        }
-    }
-}
-
-#[test]
-fn steered_aaaa_is_nodata_for_a_region_without_ipv6_and_ttl_defaults_to_60() {
-    let ap = REGIONS[2];
-    let config = replace_once(
-        &default_config(),
-        &format!(r#"addresses = ["{}", "{}"]"#, ap.v4, ap.v6),
-        &format!(r#"addresses = ["{}"]"#, ap.v4),
-    );
-    // The ap-southeast record without a ttl: the default is 60 (reference §2.9).
-    let config = replace_once(
-        &config,
-        "region = \"ap-southeast-1\"\nttl    = 60\n",
-        "region = \"ap-southeast-1\"\n",
-    );
-    let server = Server::start(&config, &default_zone());
-    let name = REGION_NAMES[2];
-    let a = server.query_udp(name, RecordType::A);
-    assert_addresses(&a, &[ap.v4.into()]);
-    assert_eq!(a.answers[0].ttl, 60, "default steered TTL");
-    let aaaa = server.query_udp(name, RecordType::AAAA);
-    assert_negative(&aaaa, ResponseCode::NoError, NEGATIVE_TTL);
-}
-
-#[test]
-fn ecs_is_echoed_with_scope_zero_when_the_answer_does_not_depend_on_the_client() {
-    let server = Server::start_default();
-    let client: IpAddr = ip("198.51.100.0");
-    for name in [FAILOVER_NAME, REGION_NAMES[1], "status"] {
-        let query = Message::query_for(&fqdn(name), RecordType::A).with_subnet(client, 24);
-        let answer = server.exchange_udp(&query);
-        assert_eq!(
-            answer.metadata.response_code,
-            ResponseCode::NoError,
-            "{name}"
-        );
-        let subnet = answer_subnet(&answer).unwrap_or_else(|| panic!("{name}: ECS echoed"));
-        assert_eq!(
-            (subnet.addr(), subnet.source_prefix()),
-            (client, 24),
-            "{name}"
-        );
-        assert_eq!(subnet.scope_prefix(), 0, "{name}: same answer for everyone");
-    }
-}
-
-#[test]
-fn invalid_ecs_is_formerr() {
-    let server = Server::start_default();
-    let query = Message::query_for(&fqdn(FAILOVER_NAME), RecordType::A);
-    // family 1 (IPv4), source prefix 33: longer than an IPv4 address.
-    let too_long = EdnsOption::Unknown(8, vec![0, 1, 33, 0, 192, 0, 2, 0, 0]);
-    // /24 with a bit set past the prefix (RFC 7871 section 6).
-    let stray_bits = EdnsOption::Unknown(8, vec![0, 1, 24, 0, 192, 0, 2, 1]);
-    // Unknown address family 3.
-    let family = EdnsOption::Unknown(8, vec![0, 3, 8, 0, 10]);
-    for option in [too_long, stray_bits, family] {
-        let answer = server.exchange_udp(&query.clone().with_option(option.clone()));
-        assert_eq!(
-            answer.metadata.response_code,
-            ResponseCode::FormErr,
-            "{option:?}"
-        );
-    }
-}
-
-#[test]
-fn weighted_answers_follow_the_weights() {
-    let server = Server::start_default();
-    let got = shares(&server.udp(), WEIGHTED_NAME, 10_000);
-    assert_shares(got, weight_shares(&REGIONS), 2.0);
-    // AAAA is drawn the same way and comes from the same regions.
-    let aaaa = server.query_udp(WEIGHTED_NAME, RecordType::AAAA);
-    let v6: Vec<IpAddr> = REGIONS.iter().map(|r| r.v6.into()).collect();
-    assert!(addresses(&aaaa).iter().all(|a| v6.contains(a)), "{aaaa:#?}");
 }
 
 // ---------------------------------------------------------------------------

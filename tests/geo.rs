@@ -14,8 +14,7 @@
 mod common;
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -385,38 +384,6 @@ fn wait_for(what: &str, server: &Server, mut f: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// POST on the admin API; (status, body).
-fn admin_post(server: &Server, path: &str, body: &str) -> (u16, String) {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.ws.admin_port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("admin connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut text = String::new();
-    let _ = s.read_to_string(&mut text);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no HTTP status from POST {path}: {text:?}"));
-    (status, text)
-}
-
-/// Forces `region` to `state` ("down", "up", "auto") through the admin API.
-fn force(server: &Server, region: &str, state: &str) {
-    let (status, text) = admin_post(
-        server,
-        &format!("/admin/regions/{region}/state"),
-        &format!("{{\"state\":\"{state}\"}}"),
-    );
-    assert_eq!(status, 200, "forcing {region} {state}: {text}");
 }
 
 // ---------------------------------------------------------------------------
@@ -920,7 +887,7 @@ fn country_overrides_and_health_with_maxmind_country_db() {
     assert_eq!(echoed_scope(&m, ip("81.2.69.142"), 32, "weighted"), 0);
 
     // The first region of a list down: the next healthy one in the list.
-    force(&server, AP, "down");
+    server.force(AP, "down");
     wait_for("BT moves off ap-southeast-1", &server, || {
         geo("67.43.156.1").0 != AP
     });
@@ -934,7 +901,7 @@ fn country_overrides_and_health_with_maxmind_country_db() {
     // A list with no healthy region: the remaining healthy ones by priority.
     assert_eq!(geo("202.196.224.1").0, US, "PH (ap only) with ap down");
     assert_eq!(geo("89.160.20.112").0, EU, "SE unaffected");
-    force(&server, US, "down");
+    server.force(US, "down");
     wait_for("PH moves off us-east-1", &server, || {
         geo("202.196.224.1").0 != US
     });
@@ -942,7 +909,7 @@ fn country_overrides_and_health_with_maxmind_country_db() {
     assert_eq!(geo("2001:218::1").0, EU, "JP with ap and us down");
     assert_eq!(geo("216.160.83.56").0, EU, "US with us down");
     // Everything down: fail open, as if all were healthy.
-    force(&server, EU, "down");
+    server.force(EU, "down");
     wait_for("fail open", &server, || geo("216.160.83.56").0 == US);
     assert_eq!(
         geo("67.43.156.1").0,
@@ -952,7 +919,7 @@ fn country_overrides_and_health_with_maxmind_country_db() {
     assert_eq!(geo("89.160.20.112").0, EU, "SE, all down");
     // Back to the probes (all stubs healthy).
     for r in [US, EU, AP] {
-        force(&server, r, "auto");
+        server.force(r, "auto");
     }
     wait_for("BT back to ap-southeast-1", &server, || {
         geo("67.43.156.1").0 == AP
@@ -1022,7 +989,7 @@ fn eu_residency_for_failover_weighted_and_geo() {
     check_eu("all healthy");
 
     // eu-west-1 down: EU clients still get it (fail open inside the block).
-    force(&server, EU, "down");
+    server.force(EU, "down");
     wait_for("US clients off eu-west-1", &server, || {
         (0..50).all(|_| ecs(WEIGHTED_NAME, "216.160.83.56") != EU)
     });
@@ -1039,7 +1006,7 @@ fn eu_residency_for_failover_weighted_and_geo() {
     );
 
     // us-east-1 down too: the US client fails over outside, EU stays inside.
-    force(&server, US, "down");
+    server.force(US, "down");
     wait_for("US client fails over", &server, || {
         ecs(FAILOVER_NAME, "216.160.83.56") != US
     });

@@ -30,43 +30,6 @@ fn fast_config() -> String {
 }
 
 // ---------------------------------------------------------------------------
-// HTTP on loopback
-// ---------------------------------------------------------------------------
-
-/// One HTTP/1.1 exchange with the admin API; (status, body).
-fn http(server: &Server, method: &str, path: &str, body: &str) -> (u16, String) {
-    let r = server.http(
-        method,
-        path,
-        &[("Content-Type", "application/json")],
-        body.as_bytes(),
-    );
-    (r.status, r.body)
-}
-
-fn wait_ready(server: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while http(server, "GET", "/ready", "").0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "not ready within 10 s; log:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn force(server: &Server, region: &str, state: &str) {
-    let (status, body) = http(
-        server,
-        "POST",
-        &format!("/admin/regions/{region}/state"),
-        &format!("{{\"state\":\"{state}\"}}"),
-    );
-    assert_eq!(status, 200, "forcing {region} {state}: {body}");
-}
-
-// ---------------------------------------------------------------------------
 // The text exposition format
 // ---------------------------------------------------------------------------
 
@@ -245,8 +208,9 @@ impl Exposition {
 }
 
 fn scrape(server: &Server) -> (String, Exposition) {
-    let (status, text) = http(server, "GET", "/metrics", "");
-    assert_eq!(status, 200, "GET /metrics: {text}");
+    let reply = server.get("/metrics");
+    assert_eq!(reply.status, 200, "GET /metrics: {reply:?}");
+    let text = reply.body;
     let parsed = parse_exposition(&text);
     (text, parsed)
 }
@@ -332,7 +296,7 @@ const CONTRACT: [(&str, &str, &[&str]); 9] = [
 #[test]
 fn every_contract_metric_is_exported_with_the_seed_values_and_passes_promtool() {
     let server = Server::start(&fast_config(), &default_zone());
-    wait_ready(&server);
+    server.wait_ready(Duration::from_secs(10));
     // One answer so the answers family has a series.
     server.query_udp(FAILOVER_NAME, RecordType::A);
     let (text, m) = scrape(&server);
@@ -497,7 +461,7 @@ fn assert_histogram(m: &Exposition, region: &str) {
 #[test]
 fn counters_and_shares_follow_traffic_failover_probes_and_reloads() {
     let server = Server::start(&fast_config(), &default_zone());
-    wait_ready(&server);
+    server.wait_ready(Duration::from_secs(10));
     let (_, before) = scrape(&server);
 
     // Traffic: 5 steered + 2 NXDOMAIN + 1 REFUSED over UDP, 3 over TCP.
@@ -555,7 +519,7 @@ fn counters_and_shares_follow_traffic_failover_probes_and_reloads() {
     );
 
     // A forced failover: eu-west-1 out, its share spread over the others.
-    force(&server, "eu-west-1", "down");
+    server.force("eu-west-1", "down");
     let m = scrape_until(&server, "eu-west-1 forced down", |m| {
         m.get("keiko_multi_region_health", &[("region", "eu-west-1")]) == 0.0
     });
@@ -597,7 +561,7 @@ fn counters_and_shares_follow_traffic_failover_probes_and_reloads() {
     };
     assert_eq!(weighted("eu-west-1"), 0.0);
     assert_eq!(weighted("us-east-1") + weighted("ap-southeast-1"), 20.0);
-    force(&server, "eu-west-1", "auto");
+    server.force("eu-west-1", "auto");
     scrape_until(&server, "eu-west-1 back", |m| {
         m.get("keiko_multi_region_traffic", &[("region", "eu-west-1")]) == 40.0
             && m.get(
@@ -659,7 +623,7 @@ fn counters_and_shares_follow_traffic_failover_probes_and_reloads() {
 
     // Every region forced down: steered answers fail open and are counted.
     for region in REGION_NAMES_ALL {
-        force(&server, region, "down");
+        server.force(region, "down");
     }
     let before = scrape_until(&server, "every region out", |m| {
         REGION_NAMES_ALL

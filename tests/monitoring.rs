@@ -11,11 +11,9 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use hickory_proto::rr::RecordType;
@@ -234,27 +232,6 @@ fn dashboard_has_the_four_views_on_the_prometheus_variable_with_valid_promql() {
     );
 }
 
-/// One HTTP GET on the admin port; (status, body).
-fn get(server: &Server, path: &str) -> (u16, String) {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, server.ws.admin_port));
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("admin connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).expect("admin read");
-    let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .expect("status");
-    (status, body.to_string())
-}
-
 /// Every sample name a scrape can carry: family names from `# TYPE`, with
 /// `_bucket`, `_sum` and `_count` for histograms, and every sample line.
 fn exported_names(text: &str) -> BTreeSet<String> {
@@ -282,20 +259,12 @@ fn exported_names(text: &str) -> BTreeSet<String> {
 #[test]
 fn every_metric_in_the_dashboard_and_rules_is_exported_by_the_server() {
     let server = Server::start(&default_config(), &default_zone());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while get(&server, "/ready").0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "not ready; log:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    server.wait_ready(Duration::from_secs(10));
     // An answer, so every family has at least one series.
     server.query_udp(FAILOVER_NAME, RecordType::A);
-    let (status, text) = get(&server, "/metrics");
-    assert_eq!(status, 200);
-    let exported = exported_names(&text);
+    let reply = server.get("/metrics");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let exported = exported_names(&reply.body);
 
     let d = dashboard();
     let dashboard_names: BTreeSet<String> = dashboard_exprs(&d)

@@ -30,39 +30,6 @@ fn fast_config() -> String {
     )
 }
 
-/// One HTTP/1.1 exchange with the admin API; (status, head, body).
-fn http(server: &Server, method: &str, path: &str, body: &str) -> (u16, String, String) {
-    let r = server.http(
-        method,
-        path,
-        &[("Content-Type", "application/json")],
-        body.as_bytes(),
-    );
-    (r.status, r.head, r.body)
-}
-
-fn wait_ready(server: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while http(server, "GET", "/ready", "").0 != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "not ready within 10 s; log:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn force(server: &Server, region: &str, state: &str) {
-    let (status, _, body) = http(
-        server,
-        "POST",
-        &format!("/admin/regions/{region}/state"),
-        &format!("{{\"state\":\"{state}\"}}"),
-    );
-    assert_eq!(status, 200, "forcing {region} {state}: {body}");
-}
-
 fn artifacts() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
     std::fs::create_dir_all(&dir).expect("create target/test-artifacts");
@@ -177,8 +144,12 @@ fn text_of(html: &str) -> String {
 #[test]
 fn the_page_is_one_self_contained_document_that_refreshes_itself() {
     let server = Server::start(&fast_config(), &default_zone());
-    wait_ready(&server);
-    let (status, head, html) = http(&server, "GET", "/", "");
+    server.wait_ready(Duration::from_secs(10));
+    let HttpReply {
+        status,
+        head,
+        body: html,
+    } = server.get("/");
     assert_eq!(status, 200);
     assert!(
         head.to_ascii_lowercase()
@@ -219,8 +190,8 @@ fn the_page_is_one_self_contained_document_that_refreshes_itself() {
 #[test]
 fn chromium_renders_regions_forced_state_answers_and_history() {
     let server = Server::start(&fast_config(), &default_zone());
-    wait_ready(&server);
-    force(&server, "eu-west-1", "down");
+    server.wait_ready(Duration::from_secs(10));
+    server.force("eu-west-1", "down");
     let url = format!("http://127.0.0.1:{}/", server.ws.admin_port);
 
     let out = chromium(&url, &["--dump-dom"]);
