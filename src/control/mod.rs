@@ -19,8 +19,7 @@ use crate::config::Policy;
 use crate::dataplane::Stats;
 use crate::guard::cookie::CookieKeys;
 use crate::health::Publish;
-use crate::net::Table;
-use crate::snapshot::{AnswerCounters, BuildError, Compiled, Snapshot};
+use crate::snapshot::{AnswerCounters, BuildError, Compiled, Snapshot, Table};
 pub use load::{LoadError, Loaded, load};
 pub use plane::Plane;
 
@@ -65,12 +64,12 @@ impl Control {
     /// data plane starts.
     pub fn start(config_path: &Path, workers: usize) -> Result<Control, ControlError> {
         let loaded = load(config_path)?;
-        let stats = Arc::new(Stats::new(workers + 1));
+        let stats = Arc::new(Stats::new(workers));
         let compiled = Arc::new(Compiled::build(
             loaded.config.clone(),
             loaded.zone.clone(),
             loaded.geo.clone(),
-            stats.workers(),
+            stats.rows(),
         )?);
         let healthy: Vec<(String, bool)> = loaded
             .config
@@ -166,7 +165,7 @@ impl Control {
             loaded.config.clone(),
             loaded.zone.clone(),
             loaded.geo.clone(),
-            self.stats.workers(),
+            self.stats.rows(),
         )?);
         let mut inner = self.lock();
         let old: Vec<(String, bool)> = std::mem::take(&mut inner.healthy);

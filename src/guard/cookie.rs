@@ -31,10 +31,15 @@ impl CookieKeys {
         }
     }
 
-    /// A new current secret; the old one is still accepted.
+    /// A new random current secret; the old one is still accepted.
     pub fn rotated(&self) -> CookieKeys {
+        self.rotated_to(rand::random())
+    }
+
+    /// `next` as the current secret; the old one is still accepted.
+    pub fn rotated_to(&self, next: [u8; 16]) -> CookieKeys {
         CookieKeys {
-            current: rand::random(),
+            current: next,
             previous: Some(self.current),
         }
     }
@@ -113,10 +118,14 @@ mod tests {
 
     const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(198, 51, 100, 7));
     const CC: [u8; 8] = *b"clientck";
+    const KEYS: CookieKeys = CookieKeys {
+        current: [0x5a; 16],
+        previous: None,
+    };
 
     #[test]
     fn a_cookie_we_made_is_valid_for_its_client_only() {
-        let keys = CookieKeys::random();
+        let keys = KEYS;
         let sc = server_cookie(&keys.current, &CC, CLIENT, 1_000_000);
         assert_eq!(
             check(&keys, &CC, &sc, CLIENT, 1_000_010),
@@ -138,7 +147,7 @@ mod tests {
 
     #[test]
     fn cookies_age_out_and_are_refreshed_half_way() {
-        let keys = CookieKeys::random();
+        let keys = KEYS;
         let sc = server_cookie(&keys.current, &CC, CLIENT, 1_000_000);
         assert_eq!(
             check(&keys, &CC, &sc, CLIENT, 1_002_000),
@@ -154,17 +163,19 @@ mod tests {
 
     #[test]
     fn rotation_keeps_the_previous_secret() {
-        let keys = CookieKeys::random();
-        let sc = server_cookie(&keys.current, &CC, CLIENT, 5);
-        let rotated = keys.rotated();
+        let sc = server_cookie(&KEYS.current, &CC, CLIENT, 5);
+        let rotated = KEYS.rotated_to([0xa5; 16]);
         assert!(matches!(
             check(&rotated, &CC, &sc, CLIENT, 6),
             Verdict::Valid { .. }
         ));
         assert_eq!(
-            check(&rotated.rotated(), &CC, &sc, CLIENT, 6),
+            check(&rotated.rotated_to([0x33; 16]), &CC, &sc, CLIENT, 6),
             Verdict::Invalid
         );
+        let fresh = KEYS.rotated();
+        assert_eq!(fresh.previous, Some(KEYS.current));
+        assert_ne!(fresh.current, KEYS.current, "a new random secret");
     }
 
     fn hex<const N: usize>(s: &str) -> [u8; N] {

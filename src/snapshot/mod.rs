@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
 use crate::config::{Config, Policy, RegionId};
@@ -31,6 +32,10 @@ use routing::{Choice, WeightTable};
 const TYPE_A: u16 = 1;
 const TYPE_AAAA: u16 = 28;
 const TYPE_ANY: u16 = 255;
+
+/// The routing table as it is shared: the control plane swaps snapshots
+/// in, the data plane loads the current one.
+pub type Table = Arc<ArcSwap<Snapshot>>;
 
 /// The load-time half of a snapshot.
 pub struct Compiled {
