@@ -18,6 +18,7 @@ pub mod guard;
 pub mod health;
 pub mod net;
 pub mod snapshot;
+mod wire;
 pub mod zone;
 
 #[cfg(test)]

@@ -21,8 +21,12 @@ use rand::rngs::SmallRng;
 use crate::guard::cookie::{self, Verdict};
 use crate::guard::rrl::Decision;
 use crate::snapshot::{Lookup, Snapshot};
+use crate::wire::{
+    CLASS_CH, CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN, OPCODE_MASK,
+    OPTION_COOKIE, OPTION_NSID, OPTION_SUBNET, TSIG_BADKEY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR,
+    TYPE_OPT, TYPE_TSIG, TYPE_TXT,
+};
 pub use parse::{ClientSubnet, Edns, Malformed, Query, parse};
-use parse::{HEADER_LEN, TYPE_OPT};
 pub use stats::{Rcode, Stats, Thread, Transport};
 
 /// Set to stop the data-plane threads.
@@ -33,24 +37,6 @@ pub type Shutdown = Arc<AtomicBool>;
 pub const EDNS_PAYLOAD: u16 = 1232;
 /// The largest DNS message (TCP).
 pub const MAX_MESSAGE: usize = 65535;
-
-const FLAG_QR: u16 = 0x8000;
-const FLAG_AA: u16 = 0x0400;
-const FLAG_TC: u16 = 0x0200;
-const FLAG_RD: u16 = 0x0100;
-const FLAG_CD: u16 = 0x0010;
-const OPCODE_MASK: u16 = 0x7800;
-const CLASS_IN: u16 = 1;
-const CLASS_CH: u16 = 3;
-const TYPE_TXT: u16 = 16;
-const TYPE_IXFR: u16 = 251;
-const TYPE_AXFR: u16 = 252;
-const TYPE_ANY: u16 = 255;
-const OPTION_NSID: u16 = 3;
-const OPTION_SUBNET: u16 = 8;
-const OPTION_COOKIE: u16 = 10;
-const TYPE_TSIG: u16 = 250;
-const TSIG_BADKEY: u16 = 17;
 
 /// One data-plane worker: its counters row, its random numbers and the
 /// query it is answering.
