@@ -163,7 +163,7 @@ impl Steer {
             let sent = &c.server[..c.server_len as usize];
             r.trusted = matches!(
                 cookie::check(&snap.cookies, &c.client, sent, client, now),
-                Verdict::Valid { .. }
+                Verdict::Valid
             );
             let fresh = cookie::server_cookie(&snap.cookies.current, &c.client, client, now);
             r.cookie[..8].copy_from_slice(&c.client);

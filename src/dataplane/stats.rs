@@ -5,18 +5,11 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Response codes counted by name (RFC 6895); BADVERS and BADCOOKIE are
-/// extended codes carried in the OPT record.
-pub const RCODES: [&str; 9] = [
-    "NOERROR",
-    "FORMERR",
-    "SERVFAIL",
-    "NXDOMAIN",
-    "NOTIMP",
-    "REFUSED",
-    "NOTAUTH",
-    "BADVERS",
-    "BADCOOKIE",
+/// Response codes counted by name (RFC 6895); BADVERS is an extended code
+/// carried in the OPT record. (BADCOOKIE is never sent: no policy requires
+/// a server cookie.)
+pub const RCODES: [&str; 8] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "NOTAUTH", "BADVERS",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +22,6 @@ pub enum Rcode {
     Refused = 5,
     NotAuth = 6,
     BadVers = 7,
-    BadCookie = 8,
 }
 
 impl Rcode {
@@ -38,7 +30,6 @@ impl Rcode {
         match self {
             Rcode::NotAuth => 9,
             Rcode::BadVers => 16,
-            Rcode::BadCookie => 23,
             other => other as u16,
         }
     }
