@@ -13,8 +13,10 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use keiko_dns::control::{Publisher, load};
-use keiko_dns::dataplane::{Stats, Transport, Worker};
+use keiko_dns::dataplane::{Stats, Thread, Transport, Worker};
 use keiko_dns::snapshot::{Compiled, Snapshot};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
 
 fn query(name: &str, qtype: u16, ecs: Option<&[u8]>) -> Vec<u8> {
     let mut p = vec![0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
@@ -42,10 +44,17 @@ fn snapshot_of(config: &Path) -> Snapshot {
 }
 
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1));
+/// Unix time every query is answered at.
+const NOW: u32 = 1_700_000_000;
+
+fn worker() -> Worker {
+    let rng = SmallRng::seed_from_u64(3);
+    Worker::new(Thread::UdpWorker(0), Arc::new(Stats::new(1)), rng)
+}
 
 fn per_class(c: &mut Criterion) {
     let snap = snapshot_of(&default_config());
-    let mut worker = Worker::new(0, Arc::new(Stats::new(2)));
+    let mut worker = worker();
     let mut out = Vec::with_capacity(65535);
     let zone = "keiko.example.com";
     let n = |s: &str| format!("{s}.{zone}");
@@ -71,7 +80,7 @@ fn per_class(c: &mut Criterion) {
     let mut group = c.benchmark_group("answer");
     for (name, q) in &classes {
         group.bench_function(*name, |b| {
-            b.iter(|| worker.answer(&snap, black_box(q), CLIENT, Transport::Udp, &mut out))
+            b.iter(|| worker.answer(&snap, NOW, black_box(q), CLIENT, Transport::Udp, &mut out))
         });
     }
     group.finish();
@@ -130,7 +139,7 @@ fn growth(c: &mut Criterion) {
         big_snap.compiled.memory_bytes() / 1024
     );
     let small_snap = snapshot_of(&small);
-    let mut worker = Worker::new(0, Arc::new(Stats::new(2)));
+    let mut worker = worker();
     let mut out = Vec::with_capacity(65535);
     let mut group = c.benchmark_group("answer_growth");
     // The same names in both configs: a longer name costs a little more to
@@ -143,7 +152,7 @@ fn growth(c: &mut Criterion) {
     ] {
         let q = query(name, 1, None);
         group.bench_function(label, |b| {
-            b.iter(|| worker.answer(snap, black_box(&q), CLIENT, Transport::Udp, &mut out))
+            b.iter(|| worker.answer(snap, NOW, black_box(&q), CLIENT, Transport::Udp, &mut out))
         });
     }
     group.finish();
@@ -159,7 +168,14 @@ fn growth(c: &mut Criterion) {
         let mut block = |snap: &Snapshot| {
             let start = std::time::Instant::now();
             for _ in 0..20_000 {
-                black_box(worker.answer(snap, black_box(&q), CLIENT, Transport::Udp, &mut out));
+                black_box(worker.answer(
+                    snap,
+                    NOW,
+                    black_box(&q),
+                    CLIENT,
+                    Transport::Udp,
+                    &mut out,
+                ));
             }
             start.elapsed().as_secs_f64()
         };

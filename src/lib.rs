@@ -5,7 +5,8 @@
 //! an immutable routing table; the control plane (`control`, `health`,
 //! `admin`) owns everything that changes and publishes new tables. See
 //! `README.md` for the picture.
-#![deny(unsafe_code)]
+// Unsafe system calls live in the keiko-udp crate.
+#![forbid(unsafe_code)]
 
 mod admin;
 pub mod cli;
@@ -19,6 +20,7 @@ mod health;
 pub mod net;
 pub mod snapshot;
 mod tls;
+mod wire;
 pub mod zone;
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! Zero heap allocations per UDP query, in steady state, for every kind of
-//! query the server answers: a counting global allocator proves it.
+//! query the server answers: a counting global allocator proves it. Each
+//! case is also checked for the answer it should get, so a regression that
+//! turned every query into FORMERR could not pass here.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr};
@@ -7,8 +9,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+
+use hickory_proto::op::{Message, ResponseCode};
+use hickory_proto::rr::RData;
 use keiko_dns::config::Config;
-use keiko_dns::dataplane::{Stats, Transport, Worker};
+use keiko_dns::dataplane::{Stats, Thread, Transport, Worker};
 use keiko_dns::geo::GeoDb;
 use keiko_dns::snapshot::{Compiled, Snapshot};
 use keiko_dns::zone::Zone;
@@ -82,58 +89,135 @@ fn answering_allocates_nothing() {
     }
 }
 
+/// What a case must get back.
+enum Expect {
+    /// No response at all.
+    Nothing,
+    /// This code, this many answer records and, when `addresses` is not
+    /// empty, every A/AAAA answer among `addresses`.
+    Answer {
+        rcode: ResponseCode,
+        answers: usize,
+        addresses: &'static [&'static str],
+    },
+}
+
+fn answer(rcode: ResponseCode, answers: usize, addresses: &'static [&'static str]) -> Expect {
+    Expect::Answer {
+        rcode,
+        answers,
+        addresses,
+    }
+}
+
+/// Unix time every query is answered at: one second, so rate limiting
+/// drops and slips the same queries on every run.
+const NOW: u32 = 1_700_000_000;
+
 fn answer_every_class(snap: &Snapshot, what_config: &str) {
-    let mut worker = Worker::new(0, Arc::new(Stats::new(2)));
+    let rng = SmallRng::seed_from_u64(7);
+    let mut worker = Worker::new(Thread::UdpWorker(0), Arc::new(Stats::new(1)), rng);
     let mut out = Vec::with_capacity(65535);
-    let client = IpAddr::V4(Ipv4Addr::new(127, 0, 2, 1));
+    let client = IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1));
 
     let gb = [0u8, 1, 24, 0, 81, 2, 69];
     let jp = [0u8, 2, 48, 0, 0x20, 0x01, 0x02, 0x18, 0, 0];
     let zone = "keiko.example.com";
     let n = |s: &str| format!("{s}.{zone}");
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("static A", query(&n("ns1"), 1, false, None)),
-        ("static NS with glue, EDNS", query(zone, 2, true, None)),
-        ("CNAME chain", query(&n("www"), 1, true, None)),
-        ("failover", query(&n("api-contracts"), 1, false, None)),
+    use ResponseCode::{FormErr, NXDomain, NoError, Refused};
+    // us-east-1 and ap-southeast-1 are healthy, eu-west-1 is down. The
+    // client is in the US (geoip-fixtures/README.md), so steering by source
+    // takes the policy's own path; the GB subnet is under EU residency,
+    // whose only region is down: those answers fail open to eu-west-1.
+    let us_east = &["192.0.2.10"][..];
+    let eu_west = &["198.51.100.10"][..];
+    let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
+        (
+            "static A",
+            query(&n("ns1"), 1, false, None),
+            answer(NoError, 1, &["192.0.2.53"]),
+        ),
+        (
+            "static NS with glue, EDNS",
+            query(zone, 2, true, None),
+            answer(NoError, 3, &[]),
+        ),
+        (
+            "CNAME chain",
+            query(&n("www"), 1, true, None),
+            answer(NoError, 2, &["192.0.2.80"]),
+        ),
+        (
+            "failover",
+            query(&n("api-contracts"), 1, false, None),
+            answer(NoError, 1, us_east),
+        ),
         (
             "failover AAAA, EDNS",
             query(&n("api-contracts"), 28, true, None),
+            answer(NoError, 1, &["2001:db8:10::10"]),
         ),
         (
             "failover with ECS (residency)",
             query(&n("api-contracts"), 1, true, Some(&gb)),
+            answer(NoError, 1, eu_west),
         ),
         (
             "weighted",
             query(&n("api-contracts-weighted"), 1, false, None),
+            answer(NoError, 1, &["192.0.2.10", "203.0.113.10"]),
         ),
         (
             "weighted with ECS",
             query(&n("api-contracts-weighted"), 1, true, Some(&gb)),
+            answer(NoError, 1, eu_west),
         ),
         (
             "geo by source",
             query(&n("api-contracts-geo"), 1, false, None),
+            answer(NoError, 1, us_east),
         ),
         (
             "geo ECS v4",
             query(&n("api-contracts-geo"), 1, true, Some(&gb)),
+            answer(NoError, 1, eu_west),
         ),
         (
             "geo ECS v6",
             query(&n("api-contracts-geo"), 28, true, Some(&jp)),
+            answer(NoError, 1, &["2001:db8:30::10"]),
         ),
-        ("region", query(&n("api-contracts-eu-west"), 1, true, None)),
-        ("NXDOMAIN", query(&n("missing"), 1, true, None)),
-        ("NODATA", query(&n("api-contracts"), 16, false, None)),
-        ("REFUSED", query("example.org", 1, true, None)),
-        ("ANY", query(zone, 255, false, None)),
+        (
+            "region",
+            query(&n("api-contracts-eu-west"), 1, true, None),
+            answer(NoError, 1, eu_west),
+        ),
+        (
+            "NXDOMAIN",
+            query(&n("missing"), 1, true, None),
+            answer(NXDomain, 0, &[]),
+        ),
+        (
+            "NODATA",
+            query(&n("api-contracts"), 16, false, None),
+            answer(NoError, 0, &[]),
+        ),
+        (
+            "REFUSED",
+            query("example.org", 1, true, None),
+            answer(Refused, 0, &[]),
+        ),
+        (
+            "ANY",
+            query(zone, 255, false, None),
+            answer(NoError, 3, &[]),
+        ),
         (
             "malformed",
             vec![0xab, 0xcd, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1],
+            answer(FormErr, 0, &[]),
         ),
-        ("too short", vec![1, 2, 3]),
+        ("too short", vec![1, 2, 3], Expect::Nothing),
     ];
     // The counter itself works: one box is one allocation.
     COUNTING.store(true, Ordering::Relaxed);
@@ -142,21 +226,60 @@ fn answer_every_class(snap: &Snapshot, what_config: &str) {
     drop(probe);
     assert_eq!(ALLOCATIONS.swap(0, Ordering::Relaxed), 1);
 
-    // Warm up: first uses may set up lazily allocated state.
-    for (_, q) in &cases {
-        worker.answer(snap, q, client, Transport::Udp, &mut out);
+    // Warm up, since first uses may set up lazily allocated state; the
+    // first answer to each query is the one checked (later repeats may be
+    // rate limited).
+    for (what, q, expect) in &cases {
+        let answered = worker.answer(snap, NOW, q, client, Transport::Udp, &mut out);
+        check(what, what_config, answered.then_some(&out[..]), expect);
     }
-    for (what, q) in &cases {
+    for (what, q, _) in &cases {
         ALLOCATIONS.store(0, Ordering::Relaxed);
         COUNTING.store(true, Ordering::Relaxed);
         for _ in 0..1000 {
-            worker.answer(snap, q, client, Transport::Udp, &mut out);
+            worker.answer(snap, NOW, q, client, Transport::Udp, &mut out);
         }
         COUNTING.store(false, Ordering::Relaxed);
         let count = ALLOCATIONS.load(Ordering::Relaxed);
         assert_eq!(
             count, 0,
             "{what}: {count} allocations in 1000 queries (config extra: {what_config:?})"
+        );
+    }
+}
+
+fn check(what: &str, what_config: &str, response: Option<&[u8]>, expect: &Expect) {
+    let context = format!("{what} (config extra: {what_config:?})");
+    let (rcode, answers, addresses, response) = match (expect, response) {
+        (Expect::Nothing, None) => return,
+        (Expect::Nothing, Some(_)) => panic!("{context}: answered, but should not be"),
+        (Expect::Answer { .. }, None) => panic!("{context}: not answered"),
+        (
+            Expect::Answer {
+                rcode,
+                answers,
+                addresses,
+            },
+            Some(response),
+        ) => (rcode, answers, addresses, response),
+    };
+    let m = Message::from_vec(response)
+        .unwrap_or_else(|e| panic!("{context}: response does not parse: {e}"));
+    assert_eq!(m.metadata.response_code, *rcode, "{context}: {m:?}");
+    assert_eq!(m.answers.len(), *answers, "{context}: {m:?}");
+    if !addresses.is_empty() {
+        let got: Vec<String> = m
+            .answers
+            .iter()
+            .filter_map(|r| match &r.data {
+                RData::A(a) => Some(a.0.to_string()),
+                RData::AAAA(a) => Some(a.0.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            !got.is_empty() && got.iter().all(|a| addresses.contains(&a.as_str())),
+            "{context}: addresses {got:?}, expected among {addresses:?}"
         );
     }
 }

@@ -33,11 +33,13 @@ use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use keiko_dns::control::load;
-use keiko_dns::dataplane::{Stats, Transport, Worker};
+use keiko_dns::dataplane::{Stats, Thread, Transport, Worker};
 use keiko_dns::snapshot::{Compiled, Snapshot};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::Config as ProptestConfig;
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
 
 // ---------------------------------------------------------------------------
 // Fixture
@@ -58,13 +60,21 @@ fn snapshot() -> &'static Snapshot {
 
 thread_local! {
     static WORKER: RefCell<(Worker, Vec<u8>)> =
-        RefCell::new((Worker::new(0, Arc::new(Stats::new(1))), Vec::with_capacity(65535)));
+        RefCell::new((worker(), Vec::with_capacity(65535)));
 }
+
+fn worker() -> Worker {
+    let rng = SmallRng::seed_from_u64(5);
+    Worker::new(Thread::UdpWorker(0), Arc::new(Stats::new(1)), rng)
+}
+
+/// Unix time every query is answered at.
+const NOW: u32 = 1_700_000_000;
 
 /// The answer (if any) to `packet` from `client` over `transport`.
 fn answer(packet: &[u8], client: IpAddr, transport: Transport) -> Option<Vec<u8>> {
     WORKER.with_borrow_mut(|(w, out)| {
-        w.answer(snapshot(), packet, client, transport, out)
+        w.answer(snapshot(), NOW, packet, client, transport, out)
             .then(|| out.clone())
     })
 }

@@ -10,8 +10,10 @@ use std::sync::{Arc, OnceLock};
 
 use arbitrary::Arbitrary;
 use keiko_dns::control::load;
-use keiko_dns::dataplane::{Stats, Transport, Worker};
+use keiko_dns::dataplane::{Stats, Thread, Transport, Worker};
 use keiko_dns::snapshot::{Compiled, Snapshot};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
 
 /// The default deployment (`zones/keiko.toml`, with GeoIP and residency),
 /// every region healthy but eu-west-1.
@@ -25,9 +27,14 @@ pub fn snapshot() -> &'static Snapshot {
     })
 }
 
+/// A worker with a fixed seed and clock, so a crash reproduces exactly.
 pub fn worker() -> Worker {
-    Worker::new(0, Arc::new(Stats::new(1)))
+    let rng = SmallRng::seed_from_u64(1);
+    Worker::new(Thread::UdpWorker(0), Arc::new(Stats::new(1)), rng)
 }
+
+/// Unix time every query is answered at.
+const NOW: u32 = 1_700_000_000;
 
 /// Answers `packet` and checks every invariant.
 pub fn answer_and_check(
@@ -37,7 +44,7 @@ pub fn answer_and_check(
     client: IpAddr,
     transport: Transport,
 ) {
-    let answered = worker.answer(snapshot(), packet, client, transport, out);
+    let answered = worker.answer(snapshot(), NOW, packet, client, transport, out);
     check::check(packet, answered.then_some(&out[..]), transport == Transport::Udp);
 }
 

@@ -243,6 +243,11 @@ pub(crate) fn render(plane: &ControlPlane) -> String {
         [(Labels::new(), totals.dropped)],
     );
     f.counter(
+        "keiko_dns_send_errors",
+        "UDP responses the kernel refused to send (counted in keiko_dns_responses too).",
+        [(Labels::new(), totals.send_errors)],
+    );
+    f.counter(
         "keiko_dns_rate_limited",
         "Responses handled by response rate limiting, by action: dropped, or sent truncated (slipped).",
         [

@@ -16,8 +16,7 @@ use crate::config::Policy;
 use crate::dataplane::Stats;
 use crate::guard::cookie::CookieKeys;
 use crate::health::Publish;
-use crate::net::Table;
-use crate::snapshot::{BuildError, Compiled, NO_LOCATION, Snapshot};
+use crate::snapshot::{BuildError, Compiled, NO_LOCATION, Snapshot, Table};
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -57,12 +56,12 @@ impl Publisher {
     /// data plane starts.
     pub fn start(config_path: &Path, workers: usize) -> Result<Publisher, ControlError> {
         let loaded = load(config_path)?;
-        let stats = Arc::new(Stats::new(workers + 1));
+        let stats = Arc::new(Stats::new(workers));
         let compiled = Arc::new(Compiled::build(
             loaded.config.clone(),
             loaded.zone.clone(),
             loaded.geo.clone(),
-            stats.workers(),
+            stats.rows(),
         )?);
         let healthy: Vec<(String, bool)> = loaded
             .config
@@ -165,7 +164,7 @@ impl Publisher {
             loaded.config.clone(),
             loaded.zone.clone(),
             loaded.geo.clone(),
-            self.stats.workers(),
+            self.stats.rows(),
         )?);
         let mut inner = self.lock();
         let old: Vec<(String, bool)> = std::mem::take(&mut inner.healthy);

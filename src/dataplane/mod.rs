@@ -1,7 +1,10 @@
-//! The sans-I/O answer core: query bytes, client address and the current
-//! snapshot in, response bytes out. Every transport and the unit tests go
-//! through [`Worker::answer`]; it never locks, awaits or allocates (the
-//! output buffer keeps its capacity between queries).
+//! The sans-I/O answer core: query bytes, client address, the current
+//! snapshot and the time in, response bytes out. Every transport and the
+//! unit tests go through [`Worker::answer`]; it never locks, awaits or
+//! allocates (the output buffer keeps its capacity between queries), and
+//! reads no clock and no entropy of its own: the caller passes the time and
+//! constructs the worker with its random number generator, so a test can
+//! fix both.
 
 mod parse;
 pub mod stats;
@@ -9,41 +12,31 @@ pub mod stats;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use rand::RngExt;
 use rand::rngs::SmallRng;
-use rand::{RngExt, SeedableRng};
 
 use crate::guard::cookie::{self, Verdict};
 use crate::guard::rrl::Decision;
 use crate::snapshot::{Lookup, Snapshot};
+use crate::wire::{
+    CLASS_CH, CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN, OPCODE_MASK,
+    OPTION_COOKIE, OPTION_NSID, OPTION_SUBNET, TSIG_BADKEY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR,
+    TYPE_OPT, TYPE_TSIG, TYPE_TXT,
+};
 pub use parse::{ClientSubnet, Edns, Malformed, Query, parse};
-use parse::{HEADER_LEN, TYPE_OPT};
-pub use stats::{Rcode, Stats, Transport};
+pub use stats::{Rcode, Stats, Thread, Transport};
+
+/// Set to stop the data-plane threads.
+pub type Shutdown = Arc<AtomicBool>;
 
 /// Our EDNS UDP payload size: the DNS Flag Day 2020 value, which avoids IP
 /// fragmentation on nearly every path.
 pub const EDNS_PAYLOAD: u16 = 1232;
 /// The largest DNS message (TCP).
 pub const MAX_MESSAGE: usize = 65535;
-
-const FLAG_QR: u16 = 0x8000;
-const FLAG_AA: u16 = 0x0400;
-const FLAG_TC: u16 = 0x0200;
-const FLAG_RD: u16 = 0x0100;
-const FLAG_CD: u16 = 0x0010;
-const OPCODE_MASK: u16 = 0x7800;
-const CLASS_IN: u16 = 1;
-const CLASS_CH: u16 = 3;
-const TYPE_TXT: u16 = 16;
-const TYPE_IXFR: u16 = 251;
-const TYPE_AXFR: u16 = 252;
-const TYPE_ANY: u16 = 255;
-const OPTION_NSID: u16 = 3;
-const OPTION_SUBNET: u16 = 8;
-const OPTION_COOKIE: u16 = 10;
-const TYPE_TSIG: u16 = 250;
-const TSIG_BADKEY: u16 = 17;
 
 /// One data-plane worker: its counters row, its random numbers and the
 /// query it is answering.
@@ -64,11 +57,13 @@ struct Steer {
 }
 
 impl Worker {
-    pub fn new(index: usize, stats: Arc<Stats>) -> Worker {
+    /// A worker for `thread`, counting into its row of `stats` and drawing
+    /// weighted answers from `rng` (seed it from entropy in production).
+    pub fn new(thread: Thread, stats: Arc<Stats>, rng: SmallRng) -> Worker {
         Worker {
             steer: Steer {
-                index,
-                rng: SmallRng::seed_from_u64(rand::random()),
+                index: stats.row_index(thread),
+                rng,
                 stats,
             },
             drops: 0,
@@ -76,11 +71,15 @@ impl Worker {
         }
     }
 
-    /// Answers `packet` from `client` into `out`. Returns false when the
-    /// packet deserves no answer at all (too short, or a response).
+    /// Answers `packet` from `client` into `out`, at `now` (Unix seconds,
+    /// from [`unix_seconds`]: cookies and rate limiting need no finer
+    /// clock, so transports read it once per batch). Returns false when the
+    /// packet deserves no answer at all (too short, a response, or dropped
+    /// by rate limiting).
     pub fn answer(
         &mut self,
         snap: &Snapshot,
+        now: u32,
         packet: &[u8],
         client: IpAddr,
         transport: Transport,
@@ -107,7 +106,7 @@ impl Worker {
         }
         let query = &*query;
         let mut r = Response::new(query, packet, transport);
-        let rcode = steer.respond(snap, query, client, &mut r, out);
+        let rcode = steer.respond(snap, now, query, client, &mut r, out);
         let mut truncated = r.finish(out);
         let stats = steer.row();
         if transport == Transport::Udp
@@ -115,7 +114,7 @@ impl Worker {
             && !r.trusted
             && !limiter.exempt(client)
         {
-            match limiter.decide(client, response_kind(query, rcode), unix_seconds(), drops) {
+            match limiter.decide(client, response_kind(query, rcode), now, drops) {
                 Decision::Send => {}
                 Decision::Drop => {
                     stats.rate_limited();
@@ -136,6 +135,13 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// The counters this worker writes, for what its transport counts.
+    pub fn row(&self) -> &stats::WorkerStats {
+        self.steer.row()
+    }
+}
+
 impl Steer {
     fn row(&self) -> &stats::WorkerStats {
         self.stats.row(self.index)
@@ -144,6 +150,7 @@ impl Steer {
     fn respond<'a>(
         &mut self,
         snap: &'a Snapshot,
+        now: u32,
         q: &Query,
         client: IpAddr,
         r: &mut Response<'a>,
@@ -153,11 +160,10 @@ impl Steer {
         if let Some(c) = q.edns.as_ref().and_then(|e| e.cookie) {
             // The cookie is bound to the address the packet came from, not
             // to an ECS address, which anyone can claim.
-            let now = unix_seconds();
             let sent = &c.server[..c.server_len as usize];
             r.trusted = matches!(
                 cookie::check(&snap.cookies, &c.client, sent, client, now),
-                Verdict::Valid { .. }
+                Verdict::Valid
             );
             let fresh = cookie::server_cookie(&snap.cookies.current, &c.client, client, now);
             r.cookie[..8].copy_from_slice(&c.client);
@@ -445,7 +451,8 @@ fn response_kind(q: &Query, rcode: Rcode) -> u64 {
     h.finish()
 }
 
-fn unix_seconds() -> u32 {
+/// The clock [`Worker::answer`] runs on: whole seconds since the Unix epoch.
+pub fn unix_seconds() -> u32 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as u32)

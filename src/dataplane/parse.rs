@@ -4,13 +4,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-pub const HEADER_LEN: usize = 12;
-const MAX_NAME: usize = 255;
-pub const TYPE_OPT: u16 = 41;
-pub const TYPE_TSIG: u16 = 250;
-const OPTION_NSID: u16 = 3;
-const OPTION_SUBNET: u16 = 8;
-const OPTION_COOKIE: u16 = 10;
+use crate::wire::{
+    FLAG_QR, HEADER_LEN, MAX_NAME, NameEnd, OPTION_COOKIE, OPTION_NSID, OPTION_SUBNET, TYPE_OPT,
+    TYPE_TSIG, walk_name,
+};
 
 /// A query the data plane can answer (possibly with an error code).
 #[derive(Debug, Clone)]
@@ -134,7 +131,7 @@ pub fn parse(packet: &[u8], query: &mut Query) -> Result<(), Malformed> {
     };
     let word = |i: usize| u16::from_be_bytes([header[2 * i], header[2 * i + 1]]);
     let flags = word(1);
-    if flags & 0x8000 != 0 {
+    if flags & FLAG_QR != 0 {
         return Err(Malformed::Drop);
     }
     let (qd, an, ns, ar) = (word(2), word(3), word(4), word(5));
@@ -155,19 +152,10 @@ pub fn parse(packet: &[u8], query: &mut Query) -> Result<(), Malformed> {
         // Find the end of the name from its length bytes, then copy and
         // lowercase it in one pass (length bytes are at most 63, below
         // 'A', so lowercasing leaves them alone).
-        loop {
-            let len = *packet.get(at).ok_or(formerr(None, false))? as usize;
-            if len & 0xc0 != 0 {
-                // Compression or extended labels: never valid in the first name.
-                return Err(formerr(None, false));
-            }
-            at += 1 + len;
-            if at - HEADER_LEN > MAX_NAME {
-                return Err(formerr(None, false));
-            }
-            if len == 0 {
-                break;
-            }
+        match walk_name(packet, at, |_| {}) {
+            Some(NameEnd::Root { end }) => at = end,
+            // Compression is never valid in the first name.
+            Some(NameEnd::Pointer { .. }) | None => return Err(formerr(None, false)),
         }
         let name = &packet[HEADER_LEN..at];
         let dst = &mut query.qname[..name.len()];
@@ -220,22 +208,10 @@ fn parse_tsig(p: &[u8], start: usize, rr: &RawRecord) -> Tsig {
     let owner = start..start + rr.name_len;
     let uncompressed =
         |r: &std::ops::Range<usize>| p.get(r.clone()).is_some_and(|n| n.last() == Some(&0));
-    let algorithm_end = (|| {
-        let mut at = rr.rdata.start;
-        loop {
-            let len = *p.get(at)? as usize;
-            if len & 0xc0 != 0 {
-                return None;
-            }
-            at += 1 + len;
-            if len == 0 {
-                return Some(at);
-            }
-            if at - rr.rdata.start > MAX_NAME {
-                return None;
-            }
-        }
-    })();
+    let algorithm_end = match walk_name(p, rr.rdata.start, |_| {}) {
+        Some(NameEnd::Root { end }) => Some(end),
+        _ => None,
+    };
     match algorithm_end {
         // Algorithm name, then time signed (6) and fudge (2).
         Some(end) if uncompressed(&owner) && end + 8 <= rr.rdata.end => Tsig {
@@ -258,30 +234,14 @@ struct RawRecord {
 /// Steps over one resource record; a compression pointer ends its name
 /// (pointers are never followed, so loops cannot trap us).
 fn skip_record(p: &[u8], start: usize) -> Option<RawRecord> {
-    let mut at = start;
-    loop {
-        let len = *p.get(at)? as usize;
-        match len & 0xc0 {
-            // A pointer must point back into what came before it.
-            0xc0 => {
-                let target = (len & 0x3f) << 8 | *p.get(at + 1)? as usize;
-                if target >= at {
-                    return None;
-                }
-                at += 2;
-                break;
-            }
-            0 if len == 0 => {
-                at += 1;
-                break;
-            }
-            0 => at += 1 + len,
-            _ => return None,
-        }
-        if at - start > MAX_NAME {
-            return None;
-        }
+    let end = walk_name(p, start, |_| {})?;
+    // A pointer must point back into what came before it.
+    if let NameEnd::Pointer { at, target } = end
+        && target >= at
+    {
+        return None;
     }
+    let at = end.end();
     let name_len = at - start;
     let rtype = u16_at(p, at)?;
     let class = u16_at(p, at + 2)?;

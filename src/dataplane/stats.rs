@@ -1,20 +1,15 @@
-//! Query counters kept per worker, so cores never write the same cache line;
-//! the metrics exporter sums the rows when it is scraped.
+//! Query counters kept per data-plane thread, so cores never write the
+//! same cache line; the metrics exporter sums the rows when it is scraped.
+//! Which thread writes which row is decided here, by [`Stats::row_index`],
+//! and nowhere else.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Response codes counted by name (RFC 6895); BADVERS and BADCOOKIE are
-/// extended codes carried in the OPT record.
-pub const RCODES: [&str; 9] = [
-    "NOERROR",
-    "FORMERR",
-    "SERVFAIL",
-    "NXDOMAIN",
-    "NOTIMP",
-    "REFUSED",
-    "NOTAUTH",
-    "BADVERS",
-    "BADCOOKIE",
+/// Response codes counted by name (RFC 6895); BADVERS is an extended code
+/// carried in the OPT record. (BADCOOKIE is never sent: no policy requires
+/// a server cookie.)
+pub const RCODES: [&str; 8] = [
+    "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED", "NOTAUTH", "BADVERS",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +22,6 @@ pub enum Rcode {
     Refused = 5,
     NotAuth = 6,
     BadVers = 7,
-    BadCookie = 8,
 }
 
 impl Rcode {
@@ -36,7 +30,6 @@ impl Rcode {
         match self {
             Rcode::NotAuth => 9,
             Rcode::BadVers => 16,
-            Rcode::BadCookie => 23,
             other => other as u16,
         }
     }
@@ -74,6 +67,9 @@ pub struct WorkerStats {
     pub rate_limited: AtomicU64,
     /// Sent truncated by response rate limiting.
     pub slipped: AtomicU64,
+    /// Responses answered (and counted in `responses`) that the kernel
+    /// then refused to send.
+    pub send_errors: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -102,9 +98,23 @@ impl WorkerStats {
     pub fn slipped(&self) {
         bump(&self.slipped);
     }
+    pub fn send_errors(&self, n: usize) {
+        self.send_errors.fetch_add(n as u64, Ordering::Relaxed);
+    }
 }
 
-/// Every worker's counters; one row per worker.
+/// A data-plane thread, as far as its counters are concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Thread {
+    /// The `i`-th UDP worker of a listen address; worker `i` of every
+    /// address shares a row, since they run on the same core budget.
+    UdpWorker(usize),
+    /// Every TCP connection (they share one runtime thread).
+    Tcp,
+}
+
+/// Every data-plane thread's counters: one row per UDP worker, then one
+/// for TCP.
 #[derive(Debug)]
 pub struct Stats {
     rows: Box<[WorkerStats]>,
@@ -121,22 +131,35 @@ pub struct Totals {
     pub truncated: u64,
     pub rate_limited: u64,
     pub slipped: u64,
+    pub send_errors: u64,
 }
 
 impl Stats {
-    pub fn new(workers: usize) -> Stats {
+    /// Rows for `udp_workers` UDP workers per listen address and for TCP.
+    pub fn new(udp_workers: usize) -> Stats {
         Stats {
-            rows: (0..workers.max(1))
+            rows: (0..udp_workers.max(1) + 1)
                 .map(|_| WorkerStats::default())
                 .collect(),
         }
     }
 
-    pub fn row(&self, worker: usize) -> &WorkerStats {
-        &self.rows[worker % self.rows.len()]
+    /// The row `thread` writes, here and in every per-row table built with
+    /// [`Stats::rows`] rows (the answer counters).
+    pub fn row_index(&self, thread: Thread) -> usize {
+        let udp_workers = self.rows.len() - 1;
+        match thread {
+            Thread::UdpWorker(i) => i % udp_workers,
+            Thread::Tcp => udp_workers,
+        }
     }
 
-    pub fn workers(&self) -> usize {
+    pub fn row(&self, index: usize) -> &WorkerStats {
+        &self.rows[index % self.rows.len()]
+    }
+
+    /// How many rows there are.
+    pub fn rows(&self) -> usize {
         self.rows.len()
     }
 
@@ -154,7 +177,29 @@ impl Stats {
             t.truncated += get(&row.truncated);
             t.rate_limited += get(&row.rate_limited);
             t.slipped += get(&row.slipped);
+            t.send_errors += get(&row.send_errors);
         }
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_udp_worker_and_tcp_get_rows_of_their_own() {
+        let stats = Stats::new(3);
+        assert_eq!(stats.rows(), 4);
+        let rows: Vec<usize> = (0..3)
+            .map(|i| stats.row_index(Thread::UdpWorker(i)))
+            .chain([stats.row_index(Thread::Tcp)])
+            .collect();
+        assert_eq!(rows, [0, 1, 2, 3]);
+        assert_eq!(
+            stats.row_index(Thread::UdpWorker(4)),
+            1,
+            "worker 4 is the second worker of the second address"
+        );
     }
 }

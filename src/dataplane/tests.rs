@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{RData, RecordType};
+use rand::SeedableRng;
 
 use super::*;
 use crate::testutil;
@@ -84,21 +85,29 @@ struct Fixture {
     worker: Worker,
 }
 
+/// A worker with a fixed seed, so weighted draws repeat run after run.
+fn worker(stats: Arc<Stats>) -> Worker {
+    Worker::new(Thread::UdpWorker(0), stats, SmallRng::seed_from_u64(11))
+}
+
 fn fixture() -> Fixture {
     let snap = testutil::snapshot();
     Fixture {
         snap,
-        worker: Worker::new(0, Arc::new(Stats::new(3))),
+        worker: worker(Arc::new(Stats::new(2))),
     }
 }
 
 const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
+/// The time every test answers at (2023-11-14): one second throughout, so
+/// nothing (rate limits, cookie ages) depends on when the test runs.
+const NOW: u32 = 1_700_000_000;
 
 impl Fixture {
     fn raw(&mut self, packet: &[u8], transport: Transport) -> Option<Vec<u8>> {
         let mut out = Vec::with_capacity(MAX_MESSAGE);
         self.worker
-            .answer(&self.snap, packet, CLIENT, transport, &mut out)
+            .answer(&self.snap, NOW, packet, CLIENT, transport, &mut out)
             .then_some(out)
     }
     fn ask(&mut self, query: &Q) -> Message {
@@ -651,15 +660,15 @@ fn rate_limiting_drops_and_slips_but_spares_cookie_holders() {
         vec![true; 3],
         1,
     );
-    let stats = Arc::new(Stats::new(2));
-    let mut worker = Worker::new(0, stats.clone());
+    let stats = Arc::new(Stats::new(1));
+    let mut worker = worker(stats.clone());
     let mut out = Vec::with_capacity(MAX_MESSAGE);
     let attacker: IpAddr = "198.51.100.7".parse().unwrap();
     let wire = q("api-contracts.keiko.example.com", 1).edns(1232).wire();
     let mut sent = 0;
     let mut slipped = 0;
     for _ in 0..25 {
-        if worker.answer(&snap, &wire, attacker, Transport::Udp, &mut out) {
+        if worker.answer(&snap, NOW, &wire, attacker, Transport::Udp, &mut out) {
             sent += 1;
             if out[2] & 0x02 != 0 {
                 slipped += 1;
@@ -671,11 +680,11 @@ fn rate_limiting_drops_and_slips_but_spares_cookie_holders() {
     let t = stats.totals();
     assert_eq!((t.rate_limited, t.slipped), (10, 10));
     // TCP is never limited; exempt networks are not either.
-    assert!(worker.answer(&snap, &wire, attacker, Transport::Tcp, &mut out));
+    assert!(worker.answer(&snap, NOW, &wire, attacker, Transport::Tcp, &mut out));
     assert_eq!(out[2] & 0x02, 0);
     let friend: IpAddr = "10.1.2.3".parse().unwrap();
     for _ in 0..20 {
-        assert!(worker.answer(&snap, &wire, friend, Transport::Udp, &mut out));
+        assert!(worker.answer(&snap, NOW, &wire, friend, Transport::Udp, &mut out));
         assert_eq!(out[2] & 0x02, 0);
     }
     // A client with a valid server cookie is trusted.
@@ -683,13 +692,13 @@ fn rate_limiting_drops_and_slips_but_spares_cookie_holders() {
         .option(10, b"abcdefgh")
         .wire();
     let resolver: IpAddr = "192.0.2.200".parse().unwrap();
-    assert!(worker.answer(&snap, &first, resolver, Transport::Udp, &mut out));
+    assert!(worker.answer(&snap, NOW, &first, resolver, Transport::Udp, &mut out));
     let cookie = out[out.len() - 24..].to_vec();
     let returning = q("api-contracts.keiko.example.com", 1)
         .option(10, &cookie)
         .wire();
     for _ in 0..50 {
-        assert!(worker.answer(&snap, &returning, resolver, Transport::Udp, &mut out));
+        assert!(worker.answer(&snap, NOW, &returning, resolver, Transport::Udp, &mut out));
         assert_eq!(out[2] & 0x02, 0, "never truncated");
     }
 }

@@ -10,9 +10,10 @@
 //!
 //! Only `country.iso_code` and `continent.code` are read from records.
 //!
-//! Databases are memory-mapped. Replace a database file atomically (write a new file, then
-//! rename it over the old one, as `geoipupdate` does) rather than truncating or rewriting it
-//! in place while a server has it open.
+//! A database is read into memory whole when opened, so a file rewritten or truncated
+//! later (by `geoipupdate`, or by hand) cannot change or break one that is in use; the new
+//! file takes effect at the next reload. Reading instead of memory-mapping also keeps this
+//! crate free of `unsafe` code.
 
 mod client_map;
 #[cfg(test)]
@@ -25,7 +26,7 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use maxminddb::{LookupResult, MaxMindDbError, Mmap, Reader, WithinOptions};
+use maxminddb::{LookupResult, MaxMindDbError, Reader, WithinOptions};
 use serde::Deserialize;
 
 use self::client_map::{Builder, unmap};
@@ -34,7 +35,7 @@ use self::client_map::{Builder, unmap};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum GeoError {
-    /// The file could not be read at all (missing, permissions, memory map failure).
+    /// The file could not be read at all (missing, permissions, an I/O error).
     #[error("cannot open GeoIP database {}: {source}", path.display())]
     Open {
         /// The database file.
@@ -87,11 +88,11 @@ pub enum GeoError {
 }
 
 /// What [`GeoDb::walk`] calls for each network.
-type NetworkVisitor<'a> = dyn FnMut(IpNet, &LookupResult<'_, Mmap>) -> Result<(), GeoError> + 'a;
+type NetworkVisitor<'a> = dyn FnMut(IpNet, &LookupResult<'_, Vec<u8>>) -> Result<(), GeoError> + 'a;
 
 /// An opened, validated MaxMind DB with a country or city layout.
 pub struct GeoDb {
-    reader: Reader<Mmap>,
+    reader: Reader<Vec<u8>>,
     path: PathBuf,
 }
 
@@ -172,7 +173,7 @@ fn is_geographic_type(database_type: &str) -> bool {
 }
 
 impl GeoDb {
-    /// Opens `path` (memory-mapped) and checks it: it must be a MaxMind DB of a country or
+    /// Opens `path` (read into memory) and checks it: it must be a MaxMind DB of a country or
     /// city type (GeoIP2-*, GeoLite2-*, Keiko-Regions*), and its whole search tree and every
     /// record it points to must be well formed, so that corruption is found here and not on
     /// a query.
@@ -194,12 +195,12 @@ impl GeoDb {
                 reason: "the file is empty".into(),
             });
         }
-        // SAFETY: the map is only read; the file must not be truncated or rewritten in
-        // place while mapped (see the module docs: databases are replaced by rename).
-        #[allow(unsafe_code)]
-        let opened = unsafe { Reader::open_mmap(path) };
-        let reader = opened.map_err(|error| match error {
-            MaxMindDbError::Io(source) | MaxMindDbError::Mmap(source) => GeoError::Open {
+        let bytes = std::fs::read(path).map_err(|source| GeoError::Open {
+            path: owned(),
+            source,
+        })?;
+        let reader = Reader::from_source(bytes).map_err(|error| match error {
+            MaxMindDbError::Io(source) => GeoError::Open {
                 path: owned(),
                 source,
             },
@@ -370,7 +371,7 @@ impl GeoDb {
     /// The class of a network's record, through the per-record cache.
     fn classify(
         &self,
-        result: &LookupResult<'_, Mmap>,
+        result: &LookupResult<'_, Vec<u8>>,
         cache: &mut HashMap<usize, u32>,
         classify: &mut dyn FnMut(Option<&str>, Option<&str>) -> u32,
         unknown: u32,

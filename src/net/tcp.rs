@@ -10,12 +10,15 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore};
 
-use super::{Table, client_ip};
-use crate::dataplane::{MAX_MESSAGE, Stats, Transport, Worker};
+use super::client_ip;
+use crate::dataplane::{MAX_MESSAGE, Stats, Thread, Transport, Worker, unix_seconds};
+use crate::snapshot::Table;
 
 /// Limits for TCP clients.
 #[derive(Debug, Clone, Copy)]
@@ -70,7 +73,6 @@ pub async fn serve(
     };
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let idle = Arc::new(IdleList::default());
-    let row = stats.workers() - 1;
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(c) => c,
@@ -94,7 +96,8 @@ pub async fn serve(
         };
         let (table, stats, idle) = (table.clone(), stats.clone(), idle.clone());
         tokio::spawn(async move {
-            let worker = Worker::new(row, stats);
+            let rng = SmallRng::seed_from_u64(rand::random());
+            let worker = Worker::new(Thread::Tcp, stats, rng);
             if let Err(e) = connection(stream, peer, table, worker, limits, &idle).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
@@ -147,7 +150,16 @@ async fn connection(
         tokio::time::timeout(limits.read, read.read_exact(packet))
             .await
             .map_err(too_slow("query arrived too slowly"))??;
-        if !worker.answer(&table.load(), packet, client, Transport::Tcp, &mut response) {
+        // Each query is a batch of one: the clock is read once per query.
+        let now = unix_seconds();
+        if !worker.answer(
+            &table.load(),
+            now,
+            packet,
+            client,
+            Transport::Tcp,
+            &mut response,
+        ) {
             return Ok(());
         }
         let framed = async {
@@ -222,25 +234,6 @@ impl Drop for Waiting<'_> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn eviction_closes_the_longest_waiting_connection_first() {
-        let list = IdleList::default();
-        let first = list.enter();
-        let second = list.enter();
-        assert!(list.evict_oldest());
-        tokio::time::timeout(Duration::from_millis(100), first.evicted.notified())
-            .await
-            .expect("the oldest is told to close");
-        drop(first);
-        drop(second);
-        assert!(!list.evict_oldest(), "nothing left to evict");
-    }
-}
-
 /// Serves `listeners` on a thread of their own with its own runtime, so
 /// the control plane's work never delays TCP clients.
 pub fn spawn(
@@ -267,4 +260,23 @@ pub fn spawn(
                 }
             });
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn eviction_closes_the_longest_waiting_connection_first() {
+        let list = IdleList::default();
+        let first = list.enter();
+        let second = list.enter();
+        assert!(list.evict_oldest());
+        tokio::time::timeout(Duration::from_millis(100), first.evicted.notified())
+            .await
+            .expect("the oldest is told to close");
+        drop(first);
+        drop(second);
+        assert!(!list.evict_oldest(), "nothing left to evict");
+    }
 }

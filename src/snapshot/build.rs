@@ -9,12 +9,13 @@ use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use rustc_hash::FxHashMap;
 
-use super::prepared::{NOERROR, NXDOMAIN, Prepared, Sections};
+use super::prepared::{Prepared, Sections};
 use super::routing;
 use super::{AnswerCounters, Compiled, GeoClass, Node, StaticNode, SteeredNode};
 use crate::config::{Config, Policy, RegionId};
 use crate::geo::{ClientMap, GeoDb, GeoError};
 use crate::guard::rrl::RateLimiter;
+use crate::wire::{NOERROR, NXDOMAIN};
 use crate::zone::Zone;
 
 /// Longest CNAME chain followed inside the zone.

@@ -16,20 +16,22 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
 use crate::config::{Config, Policy, RegionId};
 use crate::geo::{ClientMap, GeoDb};
 use crate::guard::cookie::CookieKeys;
 use crate::guard::rrl::RateLimiter;
+use crate::wire::{TYPE_A, TYPE_AAAA, TYPE_ANY, walk_name};
 use crate::zone::Zone;
 pub use build::{BuildError, relative};
 pub use prepared::Prepared;
 use routing::{Choice, WeightTable};
 
-const TYPE_A: u16 = 1;
-const TYPE_AAAA: u16 = 28;
-const TYPE_ANY: u16 = 255;
+/// The routing table as it is shared: the control plane swaps snapshots
+/// in, the data plane loads the current one.
+pub type Table = Arc<ArcSwap<Snapshot>>;
 
 /// A client address no GeoIP database places anywhere: what status views
 /// show as "no location".
@@ -387,14 +389,13 @@ impl Compiled {
 
 /// Whether lowercase wire name `name` is `origin` or below it.
 fn in_zone(name: &[u8], origin: &[u8]) -> bool {
-    let mut at = 0;
-    while name.len() - at > origin.len() {
-        match name.get(at) {
-            Some(&len) if len > 0 => at += 1 + len as usize,
-            _ => return false,
-        }
-    }
-    name.get(at..) == Some(origin)
+    let Some(cut) = name.len().checked_sub(origin.len()) else {
+        return false;
+    };
+    let mut on_boundary = false;
+    walk_name(name, 0, |at| on_boundary |= at == cut).is_some()
+        && on_boundary
+        && name[cut..] == *origin
 }
 
 /// Answers served per record and region, counted by each worker in its own

@@ -14,6 +14,8 @@ use hickory_proto::ProtoError;
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
 
+use crate::wire::{NameEnd, POINTER, walk_name};
+
 /// Bytes that follow the question of a response, with their counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prepared {
@@ -27,9 +29,6 @@ pub struct Prepared {
     /// the question name in front of the origin (negative answers only).
     pub relocate: Box<[u16]>,
 }
-
-pub(super) const NOERROR: u8 = 0;
-pub(super) const NXDOMAIN: u8 = 3;
 
 /// Sections of a response to be encoded together.
 #[derive(Default)]
@@ -109,8 +108,9 @@ impl Prepared {
         for &at in self.relocate.iter() {
             let at = base + at as usize;
             if let Some(pointer) = out.get_mut(at..at + 2) {
-                let target = (u16::from_be_bytes([pointer[0], pointer[1]]) & 0x3fff) + shift as u16;
-                pointer.copy_from_slice(&(0xc000 | target).to_be_bytes());
+                let target =
+                    (u16::from_be_bytes([pointer[0], pointer[1]]) & !POINTER) + shift as u16;
+                pointer.copy_from_slice(&(POINTER | target).to_be_bytes());
             }
         }
     }
@@ -128,18 +128,12 @@ fn soa_pointers(record: &[u8]) -> Option<Vec<u16>> {
 }
 
 /// Walks the name at `at`, noting a pointer's offset; returns where it ends.
-fn name_pointers(bytes: &[u8], mut at: usize, found: &mut Vec<u16>) -> Option<usize> {
-    loop {
-        let len = *bytes.get(at)?;
-        match len {
-            0 => return Some(at + 1),
-            l if l & 0xc0 == 0xc0 => {
-                found.push(u16::try_from(at).ok()?);
-                return Some(at + 2);
-            }
-            l => at += 1 + l as usize,
-        }
+fn name_pointers(bytes: &[u8], at: usize, found: &mut Vec<u16>) -> Option<usize> {
+    let end = walk_name(bytes, at, |_| {})?;
+    if let NameEnd::Pointer { at, .. } = end {
+        found.push(u16::try_from(at).ok()?);
     }
+    Some(end.end())
 }
 
 fn count(n: usize) -> u16 {

@@ -1,6 +1,4 @@
-//! UDP socket options that socket2 does not offer, set through libc. With
-//! `mmsg`, the only other file allowed `unsafe` code.
-#![allow(unsafe_code)]
+//! UDP socket options that socket2 does not offer, set through libc.
 
 use std::io;
 use std::os::fd::AsRawFd;
@@ -27,7 +25,8 @@ pub fn omit_path_mtu_discovery(socket: &Socket, ipv6: bool) -> io::Result<()> {
             libc::IP_PMTUDISC_OMIT,
         )
     };
-    // SAFETY: an int option, passed by pointer with its exact size.
+    // SAFETY: an int option, passed by a pointer to a live `c_int` with
+    // its exact size; the kernel only reads it during the call.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
@@ -52,7 +51,7 @@ mod tests {
     fn read(socket: &Socket, level: libc::c_int, name: libc::c_int) -> libc::c_int {
         let mut value: libc::c_int = -1;
         let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: an int option read into an int of the stated size.
+        // SAFETY: an int option read into a live int of the stated size.
         let rc = unsafe {
             libc::getsockopt(
                 socket.as_raw_fd(),
