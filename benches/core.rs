@@ -4,6 +4,9 @@
 //! `cargo bench --bench core`; numbers are per query on this machine, so
 //! compare classes and runs with each other, not with other machines.
 
+// A tool run by hand: a failed unwrap is a clear enough report.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr};

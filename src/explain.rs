@@ -25,14 +25,14 @@ use crate::snapshot::{NO_LOCATION, NameKind, Snapshot, relative};
 #[non_exhaustive]
 pub(crate) enum ExplainError {
     #[error("name {value:?} is not a valid DNS name: {reason}")]
-    BadName { value: String, reason: String },
+    Name { value: String, reason: String },
     #[error("client {value:?} is not an IP address (for example 192.0.2.1 or 2001:db8::1)")]
-    BadClient { value: String },
+    Client { value: String },
     #[error(
         "subnet {value:?} is not an address with a prefix length \
          (for example 81.2.69.142/32 or 2001:218::/48)"
     )]
-    BadSubnet { value: String },
+    Subnet { value: String },
 }
 
 /// What to explain: a name (relative to the origin or fully qualified) and
@@ -56,7 +56,7 @@ impl Request {
     ) -> Result<Request, ExplainError> {
         let name = name.trim();
         if name != "@" {
-            Name::from_ascii(name).map_err(|e| ExplainError::BadName {
+            Name::from_ascii(name).map_err(|e| ExplainError::Name {
                 value: name.to_owned(),
                 reason: e.to_string(),
             })?;
@@ -65,7 +65,7 @@ impl Request {
             .map(str::trim)
             .filter(|c| !c.is_empty())
             .map(|c| {
-                c.parse::<IpAddr>().map_err(|_| ExplainError::BadClient {
+                c.parse::<IpAddr>().map_err(|_| ExplainError::Client {
                     value: c.to_owned(),
                 })
             })
@@ -76,7 +76,7 @@ impl Request {
             .map(|s| {
                 s.parse::<IpNet>()
                     .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| ExplainError::BadSubnet {
+                    .map_err(|_| ExplainError::Subnet {
                         value: s.to_owned(),
                     })
             })
@@ -308,7 +308,7 @@ pub(crate) fn explain(snap: &Snapshot, request: &Request) -> Result<Explanation,
 
 /// `text` as a fully qualified name in or around `origin`.
 fn resolve(text: &str, origin: &Name) -> Result<Name, ExplainError> {
-    let bad = |reason: String| ExplainError::BadName {
+    let bad = |reason: String| ExplainError::Name {
         value: text.to_owned(),
         reason,
     };

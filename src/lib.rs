@@ -17,7 +17,7 @@ mod explain;
 pub mod geo;
 pub mod guard;
 mod health;
-pub mod net;
+mod net;
 pub mod snapshot;
 mod tls;
 mod wire;

@@ -8,14 +8,14 @@ use std::sync::Arc;
 use crate::control::load;
 use crate::snapshot::{Compiled, Snapshot};
 
-pub const ZONE: &str = "$ORIGIN keiko.example.com.\n$TTL 3600\n\
+pub(crate) const ZONE: &str = "$ORIGIN keiko.example.com.\n$TTL 3600\n\
 @ IN SOA ns1 hostmaster 2026112601 7200 3600 1209600 300\n\
 @ IN NS ns1\n@ IN NS ns2\nns1 IN A 192.0.2.53\nns2 IN AAAA 2001:db8::53\n\
 api IN CNAME api-contracts\nwww IN CNAME static\nstatic IN A 192.0.2.80\n\
 @ IN MX 10 mail\nmail IN A 192.0.2.25\n@ IN TXT \"v=spf1 -all\"\n\
 deep.below IN A 192.0.2.99\nbig IN TXT \"{BIG}\"\n";
 
-pub const CONFIG: &str = r#"
+pub(crate) const CONFIG: &str = r#"
 [server]
 dns_listen   = ["127.0.0.1:5300"]
 admin_listen = "127.0.0.1:9300"
@@ -65,7 +65,7 @@ region = "ap-southeast-1"
 "#;
 
 /// A folder holding `config` as `keiko.toml` and `zone` as `zone`.
-pub fn write(config: &str, zone: &str) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn write(config: &str, zone: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keiko.toml");
     std::fs::write(&path, config).unwrap();
@@ -78,13 +78,13 @@ pub fn write(config: &str, zone: &str) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-pub fn compiled_from(config: &str, zone: &str) -> Arc<Compiled> {
+pub(crate) fn compiled_from(config: &str, zone: &str) -> Arc<Compiled> {
     let (_dir, path) = write(config, zone);
     let loaded = load(&path).unwrap();
     Arc::new(Compiled::build(loaded.config, loaded.zone, loaded.geo, 3).unwrap())
 }
 
 /// The default fixture with every region healthy.
-pub fn snapshot() -> Snapshot {
+pub(crate) fn snapshot() -> Snapshot {
     Snapshot::new(compiled_from(CONFIG, ZONE), vec![true; 3], 1)
 }

@@ -3,6 +3,10 @@
 //! case is also checked for the answer it should get, so a regression that
 //! turned every query into FORMERR could not pass here.
 
+// Test code: a failed unwrap is a failed test, and helpers shared through
+// `mod common` are not meant to be reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;

@@ -7,6 +7,10 @@
 //! a `health_url` on 127.0.0.1 (the documentation addresses in the data are
 //! routed networks and are never contacted).
 
+// Test code: a failed unwrap is a failed test, and helpers shared through
+// `mod common` are not meant to be reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use std::fs;

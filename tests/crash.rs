@@ -9,6 +9,10 @@
 //!
 //! Everything stays on loopback; the health endpoints are the harness stubs.
 
+// Test code: a failed unwrap is a failed test, and helpers shared through
+// `mod common` are not meant to be reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use std::fs;

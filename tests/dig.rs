@@ -1,6 +1,10 @@
 //! The server as operators see it through the real `dig` (Debian dnsutils).
 //! A missing `dig` fails these tests: they must never pass without running.
 
+// Test code: a failed unwrap is a failed test, and helpers shared through
+// `mod common` are not meant to be reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use std::path::PathBuf;

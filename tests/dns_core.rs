@@ -6,6 +6,10 @@
 //! that those answers reach real clients, beside what only the running
 //! server does: transports, garbage on the wire, reloads, `check`.
 
+// Test code: a failed unwrap is a failed test, and helpers shared through
+// `mod common` are not meant to be reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use std::collections::HashSet;

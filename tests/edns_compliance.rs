@@ -11,6 +11,10 @@
 //! when the test process exits); the CHAOS "not configured" test starts its
 //! own.
 
+// Test code: a failed unwrap is a failed test, and helpers shared through
+// `mod common` are not meant to be reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 #[path = "../fuzz/src/check.rs"]
 mod check;
 mod common;

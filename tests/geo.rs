@@ -11,6 +11,10 @@
 //!
 //! Packets only ever go to 127.0.0.0/8. Addresses in ECS options are data.
 
+// Test code: a failed unwrap is a failed test, and helpers shared through
+// `mod common` are not meant to be reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use std::fs;

@@ -11,6 +11,10 @@
 //! Measured figures are printed with `eprintln!`; see them with
 //! `cargo test --test health -- --nocapture`.
 
+// Test code: a failed unwrap is a failed test, and helpers shared through
+// `mod common` are not meant to be reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use std::collections::BTreeSet;

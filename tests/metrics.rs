@@ -8,6 +8,10 @@
 //! Health endpoints are stubs on 127.0.0.1; the documentation-range
 //! addresses only appear as DNS data.
 
+// Test code: a failed unwrap is a failed test, and helpers shared through
+// `mod common` are not meant to be reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use std::collections::BTreeMap;

@@ -24,6 +24,10 @@
 //! over TCP (200,000 answers checked). The regression tests at the end pin bugs found by
 //! fuzzing (see docs/fuzzing.md).
 
+// Test code: a failed unwrap is a failed test, and helpers shared through
+// `mod common` are not meant to be reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 #[path = "../fuzz/src/check.rs"]
 mod check;
 

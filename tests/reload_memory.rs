@@ -1,6 +1,10 @@
 //! Reloads keep memory flat: a reload replaces the routing table and its
 //! answer counters, and nothing of the old one stays behind but the sums.
 
+// Test code: a failed unwrap is a failed test, and helpers shared through
+// `mod common` are not meant to be reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use common::Server;

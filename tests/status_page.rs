@@ -10,6 +10,10 @@
 //! every host name to "not found" so nothing can leave the machine even if
 //! the page referred to one. Health endpoints are stubs on 127.0.0.1.
 
+// Test code: a failed unwrap is a failed test, and helpers shared through
+// `mod common` are not meant to be reachable from outside.
+#![allow(clippy::unwrap_used, clippy::expect_used, unreachable_pub)]
+
 mod common;
 
 use std::io::Read;

@@ -2,13 +2,13 @@
 //! DNS logic lives here; every packet goes to [`crate::dataplane::Worker`].
 //! The system calls socket2 does not offer are in the `keiko-udp` crate.
 
-pub mod tcp;
-pub mod udp;
+pub(crate) mod tcp;
+pub(crate) mod udp;
 
 use std::net::{IpAddr, SocketAddr};
 
 /// The client as GeoIP sees it: IPv4-mapped IPv6 sources become IPv4.
-pub fn client_ip(addr: SocketAddr) -> IpAddr {
+pub(crate) fn client_ip(addr: SocketAddr) -> IpAddr {
     match addr.ip() {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,

@@ -22,7 +22,7 @@ use crate::snapshot::Table;
 
 /// Limits for TCP clients.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub max_connections: usize,
     /// How long a connection may wait for its next query.
     pub idle: Duration,
@@ -41,7 +41,7 @@ impl Default for Limits {
 }
 
 /// Binds a listener (std, so the caller can bind before any runtime exists).
-pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let socket = socket2::Socket::new(
         socket2::Domain::for_address(addr),
         socket2::Type::STREAM,
@@ -58,7 +58,7 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 }
 
 /// Accepts connections on `listener` until the task is dropped.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: std::net::TcpListener,
     table: Table,
     stats: Arc<Stats>,
@@ -236,7 +236,7 @@ impl Drop for Waiting<'_> {
 
 /// Serves `listeners` on a thread of their own with its own runtime, so
 /// the control plane's work never delays TCP clients.
-pub fn spawn(
+pub(crate) fn spawn(
     listeners: Vec<std::net::TcpListener>,
     table: Table,
     stats: Arc<Stats>,

@@ -24,7 +24,7 @@ const POLL: Duration = Duration::from_millis(200);
 
 /// Binds `workers` reuseport sockets on `addr` (all bound before any thread
 /// starts, so a bind error leaves nothing running).
-pub fn bind(addr: SocketAddr, workers: usize) -> io::Result<Vec<Socket>> {
+pub(crate) fn bind(addr: SocketAddr, workers: usize) -> io::Result<Vec<Socket>> {
     (0..workers.max(1))
         .map(|_| {
             let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
@@ -46,7 +46,7 @@ pub fn bind(addr: SocketAddr, workers: usize) -> io::Result<Vec<Socket>> {
 
 /// Starts one thread per socket; the `i`-th socket is [`Thread::UdpWorker`]
 /// `i` (sockets come address by address, as [`bind`] made them).
-pub fn spawn(
+pub(crate) fn spawn(
     sockets: Vec<Socket>,
     table: Table,
     stats: Arc<Stats>,
