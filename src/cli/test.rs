@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use super::client::{EXIT_FAILED, EXIT_UNREACHABLE};
 use crate::config::Config;
-use crate::health::monitor::target_of;
 use crate::health::probe::{Outcome, Prober};
 
 pub(super) fn run(path: &Path) -> ExitCode {
@@ -87,7 +86,7 @@ type Probed = (String, String, Result<Outcome, String>);
 async fn probe_all(config: &Config, prober: Arc<Prober>) -> Vec<Probed> {
     let mut tasks = Vec::with_capacity(config.regions.len());
     for r in &config.regions {
-        let target = target_of(r);
+        let target = r.probe.clone();
         let shown = target.describe();
         let prober = prober.clone();
         let expect = r.expect_body.clone();

@@ -158,6 +158,24 @@ pub enum ProbeTarget {
     Tcp { addr: SocketAddr },
 }
 
+impl ProbeTarget {
+    /// Printable form for logs and the CLI, e.g.
+    /// `https://api.example.com/health via 192.0.2.10:443`.
+    pub fn describe(&self) -> String {
+        match self {
+            ProbeTarget::Http {
+                url,
+                connect_to: Some(addr),
+            } => format!("{url} via {addr}"),
+            ProbeTarget::Http {
+                url,
+                connect_to: None,
+            } => url.to_string(),
+            ProbeTarget::Tcp { addr } => format!("tcp://{addr}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Record {
     /// Fully qualified, lowercase.

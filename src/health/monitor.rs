@@ -19,10 +19,11 @@ use rand::RngExt;
 use tokio::task::JoinHandle;
 
 use super::notify::{Format, Notice, Notifier, Webhook};
-use super::probe::{Outcome, Prober, Target};
+use super::probe::{Outcome, Prober};
 use super::record::{HealthRecord, Observation, ProbeDurations, RecordError};
 use super::state::{Forced, RegionHealth, Rules, State, Transition};
 use super::store::{Event, Remembered, Store};
+use crate::config::ProbeTarget;
 use crate::config::{Config, NotifyFormat};
 
 /// Where verdicts go: the routing table's owner.
@@ -47,7 +48,7 @@ pub struct RegionView {
 /// What the probe tasks of one configuration generation work from.
 struct Probes {
     /// Per region, in the record's order: where to probe and what to expect.
-    jobs: Vec<(Target, Option<String>)>,
+    jobs: Vec<(ProbeTarget, Option<String>)>,
     tasks: Vec<JoinHandle<()>>,
     /// Bumped on reconfiguration; outcomes of older tasks are ignored.
     generation: u64,
@@ -153,7 +154,7 @@ impl Monitor {
         inner.probes.jobs = config
             .regions
             .iter()
-            .map(|r| (target_of(r), r.expect_body.clone()))
+            .map(|r| (r.probe.clone(), r.expect_body.clone()))
             .collect();
         inner.notifier = Some(Notifier::start(
             config
@@ -337,11 +338,6 @@ impl Monitor {
 
 fn region_names(config: &Config) -> Vec<&str> {
     config.regions.iter().map(|r| r.name.as_str()).collect()
-}
-
-/// What a region's probes go to, as config validation resolved it.
-pub(crate) fn target_of(region: &crate::config::Region) -> Target {
-    Target::from(&region.probe)
 }
 
 #[derive(Clone, Copy)]

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -46,56 +46,6 @@ pub(crate) enum ProbeError {
     Tls(#[from] crate::tls::TlsError),
     #[error("cannot build HTTP client: {0}")]
     Client(#[source] reqwest::Error),
-}
-
-/// What to probe: a region's [`ProbeTarget`], resolved at config validation.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Target {
-    /// GET url; when `connect_to` is set, the TCP connection goes to that
-    /// address while the Host header and TLS SNI/certificate name stay the
-    /// url's host (Route53 style: probe the region's IP with its host name).
-    ///
-    /// When the url carries an explicit port it must equal `connect_to`'s
-    /// port (the HTTP stack always dials the url's explicit port); a url
-    /// without one dials `connect_to`'s port. Config validation keeps both
-    /// equal.
-    Http {
-        url: Url,
-        connect_to: Option<SocketAddr>,
-    },
-    /// A TCP connect is the whole check.
-    Tcp { addr: SocketAddr },
-}
-
-/// The config resolves each region's target once; a probe only carries it.
-impl From<&ProbeTarget> for Target {
-    fn from(target: &ProbeTarget) -> Target {
-        match target {
-            ProbeTarget::Http { url, connect_to } => Target::Http {
-                url: url.clone(),
-                connect_to: *connect_to,
-            },
-            ProbeTarget::Tcp { addr } => Target::Tcp { addr: *addr },
-        }
-    }
-}
-
-impl Target {
-    /// Printable form for logs and the CLI, e.g.
-    /// `https://api.example.com/health via 192.0.2.10:443`.
-    pub(crate) fn describe(&self) -> String {
-        match self {
-            Target::Http {
-                url,
-                connect_to: Some(addr),
-            } => format!("{url} via {addr}"),
-            Target::Http {
-                url,
-                connect_to: None,
-            } => url.to_string(),
-            Target::Tcp { addr } => format!("tcp://{addr}"),
-        }
-    }
 }
 
 /// The verdict of one probe.
@@ -146,7 +96,7 @@ impl Prober {
 
     /// Probes `target` once. Never fails and never takes much longer than
     /// the timeout: everything (connect, TLS, headers, body) runs under it.
-    pub(crate) async fn probe(&self, target: &Target, expect_body: Option<&str>) -> Outcome {
+    pub(crate) async fn probe(&self, target: &ProbeTarget, expect_body: Option<&str>) -> Outcome {
         let start = Instant::now();
         let mut status = None;
         let verdict =
@@ -172,19 +122,16 @@ impl Prober {
     /// is known so a later timeout still reports it.
     async fn check(
         &self,
-        target: &Target,
+        target: &ProbeTarget,
         expect_body: Option<&str>,
         status: &mut Option<u16>,
     ) -> Result<(), String> {
         match target {
-            Target::Tcp { addr } => TcpStream::connect(addr)
+            ProbeTarget::Tcp { addr } => TcpStream::connect(addr)
                 .await
                 .map(drop)
                 .map_err(|e| describe_io(&e)),
-            Target::Http { url, connect_to } => {
-                if let Some(conflict) = pin_conflict(url, *connect_to) {
-                    return Err(conflict);
-                }
+            ProbeTarget::Http { url, connect_to } => {
                 let client = self.client_for(url, *connect_to)?;
                 let response = client
                     .get(url.clone())
@@ -237,28 +184,6 @@ impl Prober {
         clients.insert(key, client.clone());
         Ok(client)
     }
-}
-
-/// A pin the HTTP stack would silently ignore is reported instead of
-/// probing the wrong address.
-fn pin_conflict(url: &Url, connect_to: Option<SocketAddr>) -> Option<String> {
-    let addr = connect_to?;
-    if url.port().is_some_and(|port| port != addr.port()) {
-        return Some(format!(
-            "misconfigured target: URL port differs from {addr}"
-        ));
-    }
-    let host_ip = url_ip(url)?;
-    (host_ip != addr.ip()).then(|| format!("misconfigured target: URL host differs from {addr}"))
-}
-
-/// The url's host when it is an IP literal (`host_str` keeps IPv6 brackets).
-fn url_ip(url: &Url) -> Option<IpAddr> {
-    let host = url.host_str()?;
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse()
-        .ok()
 }
 
 /// Reads at most [`BODY_LIMIT`] bytes, stopping as soon as `needle` shows
