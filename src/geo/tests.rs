@@ -1,3 +1,10 @@
+//! The GeoIP reader and the compiled client maps, against the project's
+//! fixture and MaxMind's test databases.
+//!
+//! Long on purpose: the prefix-tree compiler is checked exhaustively (every
+//! merge rule, both families, property tests against a brute-force lookup),
+//! and those cases share one set of builders kept here.
+
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
