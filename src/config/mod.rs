@@ -46,6 +46,53 @@ pub struct Config {
     pub regions: Vec<Region>,
     pub records: Vec<Record>,
     pub notify: Vec<Notify>,
+    /// `[fleet]`: several instances that answer as one (docs/reference.md
+    /// §9); `None` for a single instance.
+    pub fleet: Option<Fleet>,
+}
+
+/// `[fleet]`, validated: every file read and every peer URL parsed.
+#[derive(Debug, Clone)]
+pub struct Fleet {
+    /// This instance's name in the fleet: a DNS SAN of `cert_file`.
+    pub instance: String,
+    /// The peer endpoint (HTTPS, TLS 1.3, client certificate required).
+    pub listen: SocketAddr,
+    /// The other instances' peer endpoints (`https://host:port`), without
+    /// this instance's own.
+    pub peers: Vec<reqwest::Url>,
+    /// Absolute paths.
+    pub ca_file: PathBuf,
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub down_quorum: Quorum,
+    /// A peer not heard from for this long no longer counts.
+    pub peer_timeout: Duration,
+}
+
+/// How many fresh vantage points must observe a region down for the fleet
+/// to take it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quorum {
+    /// More than half.
+    Majority,
+    /// Every one.
+    All,
+    /// At least one.
+    Any,
+    /// At least N, or all of them when fewer than N are fresh.
+    AtLeast(u32),
+}
+
+impl std::fmt::Display for Quorum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Quorum::Majority => f.write_str("majority"),
+            Quorum::All => f.write_str("all"),
+            Quorum::Any => f.write_str("any"),
+            Quorum::AtLeast(n) => write!(f, "{n}"),
+        }
+    }
 }
 
 #[derive(Clone)]

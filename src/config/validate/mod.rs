@@ -131,6 +131,7 @@ impl Validator<'_> {
             regions,
             records,
             notify,
+            fleet: None,
         }
     }
 
