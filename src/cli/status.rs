@@ -173,6 +173,7 @@ mod tests {
                 reason: "forced down by operator".into(),
                 answer_before: vec![],
                 answer_after: vec![],
+                observers: Default::default(),
             }],
         }
     }

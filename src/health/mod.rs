@@ -9,6 +9,7 @@ pub(crate) mod probe;
 pub(crate) mod record;
 pub(crate) mod state;
 pub(crate) mod store;
+pub(crate) mod vantage;
 
 pub(crate) use monitor::{Monitor, Publish};
 pub(crate) use record::RecordError;

@@ -13,9 +13,10 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::RngExt;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use super::notify::{Format, Notice, Notifier, Webhook};
@@ -23,8 +24,12 @@ use super::probe::{Outcome, Prober};
 use super::record::{HealthRecord, Observation, ProbeDurations, RecordError};
 use super::state::{Forced, RegionHealth, Rules, State, Transition};
 use super::store::{Event, Remembered, Store};
+use super::vantage::Vantage;
 use crate::config::ProbeTarget;
 use crate::config::{Config, NotifyFormat};
+use crate::fleet::Rejection;
+use crate::fleet::message::{Observed, PeerMessage};
+use crate::fleet::view::RegionObservers;
 
 /// Where verdicts go: the routing table's owner.
 pub trait Publish: Send + Sync + 'static {
@@ -67,8 +72,16 @@ pub struct Monitor {
     inner: Mutex<Inner>,
     publisher: Arc<dyn Publish>,
     store: Store,
+    /// This instance's name: `fleet.instance`, else `server.nsid`, else
+    /// `server.region`.
     instance: String,
+    region: String,
     ready: AtomicBool,
+    /// Whether no peer was fresh at the last decision (logged on change).
+    isolated: AtomicBool,
+    /// Signalled when this instance's own observation of a region flips,
+    /// so the fleet pushes it at once.
+    changed: Arc<Notify>,
 }
 
 /// Work to do once the lock is released: disk and network I/O.
@@ -98,6 +111,8 @@ impl Monitor {
             },
             store.load_events(),
         );
+        let mut record = record;
+        record.set_vantage(vantage_of(config));
         let monitor = Arc::new(Monitor {
             inner: Mutex::new(Inner {
                 record,
@@ -110,12 +125,12 @@ impl Monitor {
             }),
             publisher,
             store,
-            instance: config
-                .server
-                .nsid
-                .clone()
-                .unwrap_or_else(|| config.server.region.clone()),
+            instance: instance_name(config),
+            region: config.server.region.clone(),
             ready: AtomicBool::new(false),
+            // A fleet starts alone, and says so once it hears a peer.
+            isolated: AtomicBool::new(config.fleet.is_some()),
+            changed: Arc::new(Notify::new()),
         });
         monitor.restart_probes(config);
         monitor
@@ -130,9 +145,13 @@ impl Monitor {
     /// says the first round after start has run, and regions a reload adds
     /// are probed at once.
     pub fn reconfigure(self: &Arc<Self>, config: &Config) {
-        self.lock()
-            .record
-            .reconfigure(rules(config), &region_names(config));
+        {
+            let mut inner = self.lock();
+            inner
+                .record
+                .reconfigure(rules(config), &region_names(config));
+            inner.record.set_vantage(vantage_of(config));
+        }
         self.restart_probes(config);
     }
 
@@ -212,9 +231,12 @@ impl Monitor {
                 latency: outcome.latency,
                 at,
             };
-            let transition = inner.record.observe(index, &seen);
+            let looked = inner.record.observe(index, &seen, Instant::now());
             let fast = inner.record.confirming_failure(index);
-            if let Some(t) = transition {
+            if looked.flipped {
+                self.changed.notify_one();
+            }
+            if let Some(t) = looked.transition {
                 let name = inner.record.regions()[index].name.clone();
                 self.apply(&mut inner, &name, t, at, &mut after);
             }
@@ -239,6 +261,23 @@ impl Monitor {
     ) {
         let (before, now) = self.publisher.publish(&inner.record.routing());
         tracing::warn!(region = name, from = t.from, to = t.to, reason = %t.reason, ?before, after = ?now, "region health changed");
+        let instant = Instant::now();
+        let observers = match inner.record.vantage() {
+            None => BTreeMap::new(),
+            Some(_) => inner
+                .record
+                .observers(&self.instance, &self.region, instant)
+                .into_iter()
+                .find(|r| r.region == name)
+                .map(|r| {
+                    r.observers
+                        .into_iter()
+                        .filter(|o| o.fresh)
+                        .map(|o| (o.instance, o.state.to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
         let event = Event {
             time: rfc3339(at),
             region: name.to_owned(),
@@ -247,9 +286,13 @@ impl Monitor {
             reason: t.reason,
             answer_before: before,
             answer_after: now,
+            observers,
         };
         inner.record.record_event(event.clone());
-        if let Some(n) = &inner.notifier {
+        // A fleet pages once: the fresh instance whose name sorts first
+        // sends the notification.
+        let notifies = inner.record.vantage().is_none_or(|v| v.notifies(instant));
+        if let Some(n) = inner.notifier.as_ref().filter(|_| notifies) {
             n.notify(Notice {
                 time: event.time.clone(),
                 region: event.region.clone(),
@@ -334,6 +377,131 @@ impl Monitor {
     pub fn events(&self, limit: usize) -> Vec<Event> {
         self.lock().record.events(limit)
     }
+
+    /// This instance's name in events, notifications and the fleet.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Signalled when this instance's own observation of a region flips.
+    pub fn changed(&self) -> Arc<Notify> {
+        self.changed.clone()
+    }
+
+    /// Takes a peer's message (already authenticated) and applies the
+    /// verdicts it changes.
+    pub fn hear(&self, message: &PeerMessage) -> Result<(), Rejection> {
+        self.decide_again(|record, now| record.hear(message, now))
+    }
+
+    /// Decides every region again: peers go stale with time. The fleet
+    /// calls it every [`REEVALUATE_EVERY`].
+    pub fn reevaluate(&self) {
+        // Without a fleet there is nothing to hear and nothing to go stale.
+        let _ = self.decide_again(|record, now| Ok(record.reevaluate(now)));
+    }
+
+    fn decide_again(
+        &self,
+        decide: impl FnOnce(&mut HealthRecord, Instant) -> Result<Vec<(String, Transition)>, Rejection>,
+    ) -> Result<(), Rejection> {
+        let mut after = After::default();
+        {
+            let mut inner = self.lock();
+            if inner.record.vantage().is_none() {
+                return Err(Rejection::Invalid("this instance is not in a fleet".into()));
+            }
+            let now = Instant::now();
+            let transitions = decide(&mut inner.record, now)?;
+            let isolated = inner.record.vantage().is_some_and(|v| v.isolated(now));
+            if self.isolated.swap(isolated, Ordering::Relaxed) != isolated {
+                if isolated {
+                    tracing::warn!("fleet: no peer heard within peer_timeout; deciding alone");
+                } else {
+                    tracing::info!("fleet: peers heard again; deciding with the fleet");
+                }
+            }
+            let at = SystemTime::now();
+            for (name, t) in transitions {
+                self.apply(&mut inner, &name, t, at, &mut after);
+            }
+        }
+        self.finish(after);
+        Ok(())
+    }
+
+    /// Whether no peer is fresh (always false without a fleet).
+    pub fn isolated(&self) -> bool {
+        self.lock()
+            .record
+            .vantage()
+            .is_some_and(|v| v.isolated(Instant::now()))
+    }
+
+    /// This instance's own observation of every region, for its peers.
+    pub fn own_observations(&self) -> Vec<Observed> {
+        self.lock().record.own_observations()
+    }
+
+    /// Every vantage point's observation of every region, for views.
+    pub fn observers(&self) -> Vec<RegionObservers> {
+        self.lock()
+            .record
+            .observers(&self.instance, &self.region, Instant::now())
+    }
+
+    /// The peers heard so far with their freshness, for views: (name,
+    /// region, seconds since heard, fresh, routing version).
+    pub fn peers_heard(&self) -> Vec<PeerHeard> {
+        let inner = self.lock();
+        let now = Instant::now();
+        let Some(v) = inner.record.vantage() else {
+            return Vec::new();
+        };
+        v.peers()
+            .iter()
+            .map(|(name, p)| PeerHeard {
+                instance: name.clone(),
+                seconds_ago: now.saturating_duration_since(p.heard).as_secs_f64(),
+                fresh: v.is_fresh(p, now),
+                routing_version: p.routing_version.clone(),
+            })
+            .collect()
+    }
+}
+
+/// A peer as this instance last heard it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerHeard {
+    pub instance: String,
+    pub seconds_ago: f64,
+    pub fresh: bool,
+    pub routing_version: String,
+}
+
+/// How often the fleet decides again without news, so a peer going stale
+/// counts within this of its `peer_timeout`.
+pub const REEVALUATE_EVERY: Duration = Duration::from_millis(250);
+
+/// This instance's name: `fleet.instance`, else `server.nsid`, else
+/// `server.region`.
+pub fn instance_name(config: &Config) -> String {
+    match (&config.fleet, &config.server.nsid) {
+        (Some(f), _) => f.instance.clone(),
+        (None, Some(nsid)) => nsid.clone(),
+        (None, None) => config.server.region.clone(),
+    }
+}
+
+fn vantage_of(config: &Config) -> Option<Vantage> {
+    config.fleet.as_ref().map(|f| {
+        Vantage::new(
+            &f.instance,
+            &config.server.region,
+            f.down_quorum,
+            f.peer_timeout,
+        )
+    })
 }
 
 fn region_names(config: &Config) -> Vec<&str> {

@@ -6,10 +6,14 @@
 //! on what it returns (publishing, persisting, notifying).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::state::{Forced, RegionHealth, Rules, State, Transition};
 use super::store::{Event, HISTORY, Remembered};
+use super::vantage::Vantage;
+use crate::fleet::Rejection;
+use crate::fleet::message::{Observed, PeerMessage};
+use crate::fleet::view::{ObserverView, RegionObservers};
 
 /// Upper bounds, in seconds, of the probe-duration histogram buckets: the
 /// Prometheus client defaults, from a loopback probe up to a 10 s timeout.
@@ -76,12 +80,24 @@ pub enum RecordError {
     Conflict { region: String, why: &'static str },
 }
 
-/// Every region's health, tallies and the recent failover history.
+/// Every region's health, tallies and the recent failover history, and in
+/// a fleet what the other vantage points observe.
 #[derive(Debug)]
 pub(crate) struct HealthRecord {
     rules: Rules,
     regions: Vec<RegionRecord>,
     events: VecDeque<Event>,
+    /// `None` for a single instance: its own observation is the verdict.
+    vantage: Option<Vantage>,
+}
+
+/// What one observation did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Looked {
+    /// This instance's own observation of the region flipped.
+    pub(crate) flipped: bool,
+    /// The verdict changed.
+    pub(crate) transition: Option<Transition>,
 }
 
 impl HealthRecord {
@@ -104,7 +120,22 @@ impl HealthRecord {
                 })
                 .collect(),
             events,
+            vantage: None,
         }
+    }
+
+    /// Makes the verdict the fleet's: this instance's observations counted
+    /// with the peers' by `vantage`'s quorum. `None` makes it decide alone.
+    /// Peers already heard are kept when the fleet stays the same.
+    pub fn set_vantage(&mut self, vantage: Option<Vantage>) {
+        self.vantage = match (self.vantage.take(), vantage) {
+            (Some(old), Some(new)) if old.own == new.own => Some(old.retuned(new)),
+            (_, new) => new,
+        };
+    }
+
+    pub fn vantage(&self) -> Option<&Vantage> {
+        self.vantage.as_ref()
     }
 
     /// Takes a reloaded config: regions keep their health and tallies by
@@ -132,24 +163,134 @@ impl HealthRecord {
         &self.regions
     }
 
-    /// Takes one observation of the region at `index`; returns the change
-    /// of its probe state, if any.
-    pub(crate) fn observe(&mut self, index: usize, seen: &Observation) -> Option<Transition> {
+    /// Takes one observation of the region at `index` by this instance.
+    pub fn observe(&mut self, index: usize, seen: &Observation, now: Instant) -> Looked {
         let rules = self.rules;
-        let region = self.regions.get_mut(index)?;
+        let Some(region) = self.regions.get_mut(index) else {
+            return Looked::default();
+        };
         if seen.healthy {
             region.tally.checks_ok += 1;
         } else {
             region.tally.checks_failed += 1;
         }
         region.tally.durations.observe(seen.latency);
-        region.health.observe(
+        let Some(why) = region.health.look(
             &rules,
             seen.healthy,
             seen.reason.as_deref(),
             seen.latency,
             seen.at,
-        )
+        ) else {
+            return Looked::default();
+        };
+        let transition = match &self.vantage {
+            None => {
+                let down = !region.health.observed_up;
+                region.health.decide(&rules, down, why)
+            }
+            Some(_) => self.decide(index, now),
+        };
+        Looked {
+            flipped: true,
+            transition,
+        }
+    }
+
+    /// Takes a peer's message and decides every region again.
+    pub fn hear(
+        &mut self,
+        message: &PeerMessage,
+        now: Instant,
+    ) -> Result<Vec<(String, Transition)>, Rejection> {
+        let Some(vantage) = self.vantage.as_mut() else {
+            return Err(Rejection::Invalid("this instance is not in a fleet".into()));
+        };
+        vantage.hear(message, now)?;
+        Ok(self.reevaluate(now))
+    }
+
+    /// Decides every region again: peers may have gone stale since.
+    pub fn reevaluate(&mut self, now: Instant) -> Vec<(String, Transition)> {
+        (0..self.regions.len())
+            .filter_map(|i| {
+                self.decide(i, now)
+                    .map(|t| (self.regions[i].name.clone(), t))
+            })
+            .collect()
+    }
+
+    /// The fleet's verdict for the region at `index`, applied.
+    fn decide(&mut self, index: usize, now: Instant) -> Option<Transition> {
+        let vantage = self.vantage.as_ref()?;
+        let region = self.regions.get_mut(index)?;
+        let count = vantage.count(&region.name, region.health.observed_up, now);
+        let down = count.reached(vantage.quorum);
+        let why = if down {
+            format!(
+                "observed down by {} of {} vantage points ({}); down_quorum {}",
+                count.down.len(),
+                count.fresh,
+                count.down.join(", "),
+                vantage.quorum
+            )
+        } else {
+            format!(
+                "observed up by {} of {} vantage points; down_quorum {}",
+                count.fresh - count.down.len(),
+                count.fresh,
+                vantage.quorum
+            )
+        };
+        region.health.decide(&self.rules, down, why)
+    }
+
+    /// This instance's own observation of every region, as peers get it.
+    pub fn own_observations(&self) -> Vec<Observed> {
+        self.regions
+            .iter()
+            .map(|r| Observed {
+                region: r.name.clone(),
+                up: r.health.observed_up,
+                latency_seconds: r.health.latency.map(|l| l.as_secs_f64()),
+                last_check: r.health.last_check.map(super::monitor::rfc3339),
+            })
+            .collect()
+    }
+
+    /// Every vantage point's observation of every region (this instance
+    /// first, then the peers by name), for views.
+    pub fn observers(&self, own: &str, own_region: &str, now: Instant) -> Vec<RegionObservers> {
+        self.regions
+            .iter()
+            .map(|r| {
+                let mine = ObserverView {
+                    instance: own.to_owned(),
+                    region: own_region.to_owned(),
+                    state: if r.health.observed_up { "up" } else { "down" },
+                    fresh: true,
+                    latency_seconds: r.health.latency.map(|l| l.as_secs_f64()),
+                    last_check: r.health.last_check.map(super::monitor::rfc3339),
+                };
+                let peers = self.vantage.iter().flat_map(|v| {
+                    v.peers().iter().filter_map(|(name, peer)| {
+                        let seen = peer.observations.get(&r.name)?;
+                        Some(ObserverView {
+                            instance: name.clone(),
+                            region: peer.region.clone(),
+                            state: if seen.up { "up" } else { "down" },
+                            fresh: v.is_fresh(peer, now),
+                            latency_seconds: seen.latency_seconds,
+                            last_check: seen.last_check.clone(),
+                        })
+                    })
+                });
+                RegionObservers {
+                    region: r.name.clone(),
+                    observers: std::iter::once(mine).chain(peers).collect(),
+                }
+            })
+            .collect()
     }
 
     /// Whether the region at `index` is up but failing, so the next look
@@ -157,7 +298,7 @@ impl HealthRecord {
     pub(crate) fn confirming_failure(&self, index: usize) -> bool {
         self.regions
             .get(index)
-            .is_some_and(|r| r.health.state == State::Up && r.health.consecutive_failures > 0)
+            .is_some_and(|r| r.health.observed_up && r.health.consecutive_failures > 0)
     }
 
     /// Applies an operator's forced state (`None` hands back to probes).

@@ -58,8 +58,13 @@ pub struct Transition {
 
 #[derive(Debug, Clone)]
 pub struct RegionHealth {
+    /// The verdict that routes: this instance's own observation, or the
+    /// fleet's when there is one, with manual recovery's hold.
     pub state: State,
     pub forced: Option<Forced>,
+    /// This instance's own observation, from its probes and the
+    /// thresholds: what it tells its peers.
+    pub observed_up: bool,
     pub consecutive_failures: u32,
     pub consecutive_successes: u32,
     pub last_check: Option<SystemTime>,
@@ -75,6 +80,7 @@ impl RegionHealth {
         RegionHealth {
             state,
             forced,
+            observed_up: state != State::Down,
             consecutive_failures: 0,
             consecutive_successes: 0,
             last_check: None,
@@ -102,8 +108,10 @@ impl RegionHealth {
         }
     }
 
-    /// Takes one probe outcome; returns the change of probe state it causes,
-    /// if any (reported even while a forced state decides routing).
+    /// Takes one probe outcome and lets this instance's own observation
+    /// decide: the verdict of an instance without peers. Returns the
+    /// change it causes, if any (reported even while a forced state
+    /// decides routing).
     pub fn observe(
         &mut self,
         rules: &Rules,
@@ -112,6 +120,20 @@ impl RegionHealth {
         latency: Duration,
         at: SystemTime,
     ) -> Option<Transition> {
+        let why = self.look(rules, ok, reason, latency, at)?;
+        self.decide(rules, !self.observed_up, why)
+    }
+
+    /// Takes one probe outcome into this instance's own observation;
+    /// returns why the observation flipped, if it did.
+    pub fn look(
+        &mut self,
+        rules: &Rules,
+        ok: bool,
+        reason: Option<&str>,
+        latency: Duration,
+        at: SystemTime,
+    ) -> Option<String> {
         self.checked = true;
         self.last_check = Some(at);
         self.latency = Some(latency);
@@ -124,33 +146,42 @@ impl RegionHealth {
             self.consecutive_successes = 0;
             self.last_error = Some(reason.unwrap_or("unhealthy").to_owned());
         }
-        let next = match self.state {
-            State::Up if self.consecutive_failures >= rules.failure_threshold => State::Down,
-            State::Down if self.consecutive_successes >= rules.recovery_threshold => {
-                match rules.recovery {
-                    Recovery::Automatic => State::Up,
-                    Recovery::Manual => State::AwaitingReadmit,
-                }
-            }
-            State::AwaitingReadmit if self.consecutive_failures >= rules.failure_threshold => {
-                State::Down
-            }
-            same => same,
+        if self.observed_up && self.consecutive_failures >= rules.failure_threshold {
+            self.observed_up = false;
+            return Some(format!(
+                "{} consecutive failures: {}",
+                self.consecutive_failures,
+                self.last_error.as_deref().unwrap_or("unhealthy")
+            ));
+        }
+        if !self.observed_up && self.consecutive_successes >= rules.recovery_threshold {
+            self.observed_up = true;
+            return Some(format!(
+                "{} consecutive successes",
+                self.consecutive_successes
+            ));
+        }
+        None
+    }
+
+    /// Moves the verdict to `down` or up (held awaiting readmit under
+    /// manual recovery); `why` says what decided it.
+    pub fn decide(&mut self, rules: &Rules, down: bool, why: String) -> Option<Transition> {
+        let next = match (self.state, down) {
+            (State::Up | State::AwaitingReadmit, true) => State::Down,
+            (State::Down, false) => match rules.recovery {
+                Recovery::Automatic => State::Up,
+                Recovery::Manual => State::AwaitingReadmit,
+            },
+            (same, _) => same,
         };
         if next == self.state {
             return None;
         }
-        let reason = match next {
-            State::Down => format!(
-                "{} consecutive failures: {}",
-                self.consecutive_failures,
-                self.last_error.as_deref().unwrap_or("unhealthy")
-            ),
-            State::Up => format!("{} consecutive successes", self.consecutive_successes),
-            State::AwaitingReadmit => format!(
-                "{} consecutive successes; recovery is manual, awaiting readmit",
-                self.consecutive_successes
-            ),
+        let reason = if next == State::AwaitingReadmit {
+            format!("{why}; recovery is manual, awaiting readmit")
+        } else {
+            why
         };
         let from = self.state.as_str();
         self.state = next;

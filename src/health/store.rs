@@ -36,6 +36,10 @@ pub struct Event {
     pub answer_before: Vec<String>,
     #[serde(default)]
     pub answer_after: Vec<String>,
+    /// In a fleet: how every fresh vantage point observed the region at
+    /// that moment, by instance name ("up" or "down").
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub observers: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +213,7 @@ mod tests {
             reason: format!("event {i}"),
             answer_before: vec!["192.0.2.10".into()],
             answer_after: vec!["198.51.100.10".into()],
+            observers: Default::default(),
         }
     }
 
