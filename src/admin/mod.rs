@@ -21,7 +21,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::control::ControlPlane;
-use crate::health::{Forced, RecordError};
+use crate::fleet::keeper::Spread;
+use crate::fleet::message::Action;
+use crate::health::{Event, Forced, RecordError};
 
 /// Request bodies are tiny JSON objects; anything bigger is refused.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -222,10 +224,10 @@ async fn set_state(
             format!("body must be {{\"state\": \"down\"|\"up\"|\"auto\"}}: {e}"),
         )
     })?;
-    let forced = match body.state.as_str() {
-        "down" => Some(Forced::Down),
-        "up" => Some(Forced::Up),
-        "auto" => None,
+    let action = match body.state.as_str() {
+        "down" => Action::Down,
+        "up" => Action::Up,
+        "auto" => Action::Auto,
         other => {
             return Err(ApiError(
                 StatusCode::BAD_REQUEST,
@@ -233,9 +235,16 @@ async fn set_state(
             ));
         }
     };
-    let event = app.plane.monitor.force(&name, forced)?;
+    let (event, spread) = command(&app, &name, action).await?;
     tracing::info!(region = %name, state = %body.state, "forced state set through the admin API");
-    Ok(axum::Json(json!({ "region": name, "state": body.state, "event": event })).into_response())
+    Ok(axum::Json(json!({
+        "region": name,
+        "state": body.state,
+        "event": event,
+        "acknowledged_by": spread.acknowledged_by,
+        "pending": spread.pending,
+    }))
+    .into_response())
 }
 
 async fn readmit(
@@ -244,9 +253,44 @@ async fn readmit(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     authorize(&app, &headers)?;
-    let event = app.plane.monitor.readmit(&name)?;
+    let (event, spread) = command(&app, &name, Action::Readmit).await?;
     tracing::info!(region = %name, "region re-admitted through the admin API");
-    Ok(axum::Json(json!({ "region": name, "event": event })).into_response())
+    Ok(axum::Json(json!({
+        "region": name,
+        "event": event,
+        "acknowledged_by": spread.acknowledged_by,
+        "pending": spread.pending,
+    }))
+    .into_response())
+}
+
+/// Applies an operator command here, and in a fleet waits (up to
+/// [`crate::fleet::keeper::ACK_WAIT`]) for the peers to acknowledge it.
+async fn command(
+    app: &App,
+    region: &str,
+    action: Action,
+) -> Result<(Option<Event>, Spread), ApiError> {
+    match &app.plane.fleet {
+        Some(keeper) => {
+            let (command, event) = keeper.command(region, action)?;
+            Ok((event, keeper.spread(&command).await))
+        }
+        None => {
+            let monitor = &app.plane.monitor;
+            let event = match action {
+                Action::Readmit => monitor.readmit(region)?,
+                Action::Down => monitor.force(region, Some(Forced::Down))?,
+                Action::Up => monitor.force(region, Some(Forced::Up))?,
+                Action::Auto => monitor.force(region, None)?,
+            };
+            let alone = Spread {
+                acknowledged_by: vec![monitor.instance().to_owned()],
+                pending: Vec::new(),
+            };
+            Ok((event, alone))
+        }
+    }
 }
 
 async fn reload(State(app): State<App>, headers: HeaderMap) -> Result<Response, ApiError> {

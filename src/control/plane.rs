@@ -8,6 +8,7 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::{ControlError, Publisher};
+use crate::fleet::keeper::Keeper;
 use crate::health::Monitor;
 
 /// RFC 9018 suggests rotating the cookie secret regularly; the old one
@@ -17,6 +18,8 @@ const COOKIE_ROTATION: Duration = Duration::from_secs(24 * 3600);
 pub struct ControlPlane {
     pub publisher: Arc<Publisher>,
     pub monitor: Arc<Monitor>,
+    /// The fleet's state when `[fleet]` is set.
+    pub fleet: Option<Arc<Keeper>>,
 }
 
 impl ControlPlane {
@@ -25,7 +28,20 @@ impl ControlPlane {
     pub fn start(publisher: Arc<Publisher>) -> ControlPlane {
         let config = publisher.loaded().config;
         let monitor = Monitor::start(&config, publisher.clone());
-        ControlPlane { publisher, monitor }
+        let fleet = config.fleet.as_ref().map(|f| {
+            Keeper::start(
+                f,
+                &config.server.region,
+                config.server.state_dir.clone(),
+                monitor.clone(),
+                publisher.clone(),
+            )
+        });
+        ControlPlane {
+            publisher,
+            monitor,
+            fleet,
+        }
     }
 
     /// Reloads config, zone and GeoIP database, then points the health

@@ -5,9 +5,16 @@
 //! to its routing table through the one publish path. None of this touches
 //! the query path.
 //!
+//! - [`keeper`]: this instance's fleet state: what it pushes, what it
+//!   takes, fleet-wide commands and who acknowledged them;
+//! - `commands`, `clock`: last-writer-wins commands under a hybrid logical
+//!   clock;
 //! - [`message`]: what goes over the wire;
 //! - [`view`]: the fleet as status views show it.
 
+mod clock;
+mod commands;
+pub mod keeper;
 pub mod message;
 pub mod view;
 

@@ -4,6 +4,11 @@
 
 use serde::Serialize;
 
+/// Whatever can show the fleet (the fleet's state keeper).
+pub trait FleetViews: Send + Sync {
+    fn view(&self) -> FleetView;
+}
+
 /// The whole fleet from this instance's point of view.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FleetView {

@@ -112,6 +112,7 @@ impl Compiled {
         ));
         let rate_limiter = config.rate_limit.as_ref().map(RateLimiter::new);
         Ok(Compiled {
+            routing_inputs: super::digest::routing_inputs(&config, &zone, geo.as_deref()),
             rate_limiter,
             origin: wire(&zone.origin),
             names,

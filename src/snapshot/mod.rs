@@ -9,6 +9,7 @@
 //! Nothing here locks, awaits or allocates on lookup.
 
 mod build;
+mod digest;
 mod prepared;
 pub mod routing;
 
@@ -53,6 +54,8 @@ pub struct Compiled {
     /// Geo classes: a preference list and the residency block (if any).
     pub geo_classes: Vec<GeoClass>,
     pub counters: Arc<AnswerCounters>,
+    /// Digest of the inputs that decide answers (see [`digest`]).
+    routing_inputs: u64,
     /// Response rate limiting, when `[rate_limit]` is set.
     pub rate_limiter: Option<RateLimiter>,
 }
@@ -124,6 +127,8 @@ pub struct Snapshot {
     pub version: u64,
     /// Secrets for DNS Cookies; the control plane rotates them.
     pub cookies: Arc<CookieKeys>,
+    /// Equal on every instance that answers alike.
+    pub routing_version: String,
 }
 
 impl Compiled {
@@ -174,7 +179,9 @@ impl Snapshot {
             .iter()
             .map(|g| routing::geo(config, &healthy, &g.list, g.residency))
             .collect();
+        let routing_version = digest::routing_version(compiled.routing_inputs, &healthy);
         Snapshot {
+            routing_version,
             healthy: healthy.into_boxed_slice(),
             failover,
             weighted,
