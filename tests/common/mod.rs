@@ -16,6 +16,8 @@ pub mod dns;
 #[allow(dead_code)]
 pub mod fixtures;
 #[allow(dead_code)]
+pub mod fleet;
+#[allow(dead_code)]
 pub mod http;
 #[allow(dead_code)]
 pub mod process;
