@@ -8,6 +8,7 @@ use anyhow::Context;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::{ControlError, Publisher};
+use crate::fleet::view::{FleetView, FleetViews};
 use crate::health::Monitor;
 
 /// RFC 9018 suggests rotating the cookie secret regularly; the old one
@@ -17,6 +18,8 @@ const COOKIE_ROTATION: Duration = Duration::from_secs(24 * 3600);
 pub struct ControlPlane {
     pub publisher: Arc<Publisher>,
     pub monitor: Arc<Monitor>,
+    /// The fleet as status views show it; `None` without `[fleet]`.
+    pub fleet: Option<Arc<dyn FleetViews>>,
 }
 
 impl ControlPlane {
@@ -25,7 +28,16 @@ impl ControlPlane {
     pub fn start(publisher: Arc<Publisher>) -> ControlPlane {
         let config = publisher.loaded().config;
         let monitor = Monitor::start(&config, publisher.clone());
-        ControlPlane { publisher, monitor }
+        ControlPlane {
+            publisher,
+            monitor,
+            fleet: None,
+        }
+    }
+
+    /// The fleet as this instance sees it now; `None` without `[fleet]`.
+    pub fn fleet_view(&self) -> Option<FleetView> {
+        self.fleet.as_ref().map(|f| f.view())
     }
 
     /// Reloads config, zone and GeoIP database, then points the health
