@@ -113,7 +113,7 @@ enum CertsError {
         name: String,
         ca: PathBuf,
         #[source]
-        source: TlsError,
+        source: Box<TlsError>,
     },
 }
 
@@ -340,7 +340,7 @@ fn issue(ca: &FleetCa, name: &str, ips: &[IpAddr], dir: &Path) -> Result<Leaf, C
     let check = |source| CertsError::Check {
         name: name.to_owned(),
         ca: fleet.ca_file.clone(),
-        source,
+        source: Box::new(source),
     };
     let key_der = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| {
         check(TlsError::KeyFilePem {
