@@ -6,9 +6,12 @@
 //! the query path.
 //!
 //! - [`message`]: what goes over the wire;
-//! - [`view`]: the fleet as status views show it.
+//! - [`view`]: the fleet as status views show it;
+//! - [`transport`]: the peer channel (the mutual-TLS endpoint and the
+//!   pushers to every peer).
 
 pub mod message;
+pub mod transport;
 pub mod view;
 
 use reqwest::Url;
