@@ -57,8 +57,12 @@ pub enum TransportError {
 /// retries a bad message every 200 ms fills no disk.
 #[derive(Debug, Default)]
 pub(super) struct WarnLimit {
-    last: Mutex<HashMap<(IpAddr, &'static str), (Instant, u64)>>,
+    /// Per (address, kind): when it was last logged, and how many were
+    /// left out since.
+    last: Mutex<HashMap<WarnKey, (Instant, u64)>>,
 }
+
+type WarnKey = (IpAddr, &'static str);
 
 impl WarnLimit {
     const EVERY: Duration = Duration::from_secs(10);
