@@ -10,12 +10,15 @@
 //! - `commands`, `clock`: last-writer-wins commands under a hybrid logical
 //!   clock;
 //! - [`message`]: what goes over the wire;
-//! - [`view`]: the fleet as status views show it.
+//! - [`view`]: the fleet as status views show it;
+//! - [`transport`]: the peer channel (the mutual-TLS endpoint and the
+//!   pushers to every peer).
 
 mod clock;
 mod commands;
 pub mod keeper;
 pub mod message;
+pub mod transport;
 pub mod view;
 
 use reqwest::Url;
