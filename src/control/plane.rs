@@ -20,7 +20,7 @@ pub struct ControlPlane {
     pub publisher: Arc<Publisher>,
     pub monitor: Arc<Monitor>,
     /// The fleet's state when `[fleet]` is set.
-    pub fleet: Option<Arc<Keeper>>,
+    pub(crate) fleet: Option<Arc<Keeper>>,
 }
 
 impl ControlPlane {

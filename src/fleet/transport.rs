@@ -31,21 +31,21 @@ use std::time::{Duration, Instant};
 use reqwest::Url;
 use rustls::pki_types::CertificateDer;
 
-pub use client::spawn_pushers;
-pub use server::serve;
+pub(crate) use client::spawn_pushers;
+pub(crate) use server::serve;
 
 /// The one route of the peer endpoint.
-pub const STATE_PATH: &str = "/fleet/v1/state";
+pub(crate) const STATE_PATH: &str = "/fleet/v1/state";
 
 /// Whether `name` is a DNS name of `certificate` (a DNS subject alternative
 /// name, never an IP address or the subject's common name). The fleet's
 /// TLS setup provides it; both directions use it.
-pub type NameCheck = fn(&CertificateDer<'_>, &str) -> bool;
+pub(crate) type NameCheck = fn(&CertificateDer<'_>, &str) -> bool;
 
 /// Why the peer channel could not be set up.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum TransportError {
+pub(crate) enum TransportError {
     #[error("cannot build the fleet's HTTP client: {0}")]
     Client(#[source] reqwest::Error),
     #[error("peer URL {0} cannot take a path (expected https://HOST:PORT)")]

@@ -82,7 +82,7 @@ pub struct ObserverView {
 /// implements it, the control plane holds it (`ControlPlane::fleet`).
 /// Called on every `/status`, `/metrics` and page load, so it must return
 /// at once (a copy of the current state, no I/O).
-pub trait FleetViews: Send + Sync {
+pub(crate) trait FleetViews: Send + Sync {
     fn view(&self) -> FleetView;
 }
 

@@ -46,7 +46,7 @@ const PEER_USER_AGENT: &str = concat!("keiko-dns-fleet/", env!("CARGO_PKG_VERSIO
 /// [`Hub::pushed`] with the URL as given here. Fails only when the HTTP
 /// client cannot be built or a URL cannot take a path, before any task
 /// starts.
-pub fn spawn_pushers(
+pub(crate) fn spawn_pushers(
     peers: Vec<Url>,
     tls: rustls::ClientConfig,
     names: NameCheck,

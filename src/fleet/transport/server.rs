@@ -58,7 +58,7 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// `tls` must require client certificates from the fleet CA; `names` tells
 /// whether a message's `instance` is a name of its sender's certificate.
 /// Never fails: refusals and I/O errors are logged, and the loop goes on.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     names: NameCheck,
