@@ -517,3 +517,123 @@ fn serve_without_the_stand_ins_says_so_once_and_logs_no_colour() {
     assert!(!log.contains("keiko-dns demo"), "{log}");
     assert!(!log.contains('\x1b'), "{log}");
 }
+
+/// The `[fleet]` block `fleet certs` printed for `name`, as printed.
+fn printed_fleet_block(stdout: &str, name: &str) -> String {
+    let start = stdout
+        .find(&format!("# on {name}:"))
+        .unwrap_or_else(|| panic!("no block for {name}:\n{stdout}"));
+    stdout[start..]
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[test]
+fn fleet_certs_writes_what_a_fleet_config_accepts() {
+    use std::os::unix::fs::PermissionsExt;
+    let ws = Workspace::new(&default_config(), &default_zone());
+    let dir = ws.path().join("fleet");
+    let dir_arg = dir.to_str().unwrap();
+    let certs = |extra: &[&str]| {
+        let mut args = vec!["fleet", "certs", "--out", dir_arg, "ns1.test", "ns2.test"];
+        args.extend(["--ip", "127.0.0.1"]);
+        args.extend(extra);
+        keiko(&args, &[])
+    };
+    let out = certs(&[]);
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+    let text = stdout(&out);
+    let mode = |f: &str| std::fs::metadata(dir.join(f)).unwrap().permissions().mode() & 0o777;
+    for (file, want) in [
+        ("ca.pem", None),
+        ("ca.key", Some(0o600)),
+        ("ns1.test.pem", None),
+        ("ns1.test.key", Some(0o600)),
+        ("ns2.test.pem", None),
+        ("ns2.test.key", Some(0o600)),
+    ] {
+        let path = dir.join(file).display().to_string();
+        assert!(text.contains(&format!("wrote {path}")), "{file}:\n{text}");
+        match want {
+            Some(m) => assert_eq!(mode(file), m, "{file}"),
+            None => assert_eq!(mode(file) & 0o022, 0, "{file} not writable by others"),
+        }
+    }
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let ca = read("ca.pem");
+    let chain = read("ns1.test.pem");
+    assert_eq!(chain.matches("BEGIN CERTIFICATE").count(), 2, "{chain}");
+    assert!(chain.ends_with(&ca), "the leaf, then the CA");
+    assert!(read("ns1.test.key").starts_with("-----BEGIN PRIVATE KEY-----"));
+    assert!(read("ca.key").starts_with("-----BEGIN PRIVATE KEY-----"));
+
+    // A config naming the files relative to itself passes `check`; a peer
+    // entry that is this instance's own listen address is allowed.
+    let port = free_port();
+    let fleet = format!(
+        "\n[fleet]\ninstance     = \"ns1.test\"\nlisten       = \"127.0.0.1:{port}\"\n\
+         peers        = [\"https://127.0.0.1:{port}\", \"https://ns2.test:9443\"]\n\
+         ca_file      = \"fleet/ca.pem\"\ncert_file    = \"fleet/ns1.test.pem\"\n\
+         key_file     = \"fleet/ns1.test.key\"\ndown_quorum  = \"majority\"\n\
+         peer_timeout = \"5s\"\n"
+    );
+    ws.write_config(&format!("{}{fleet}", default_config()));
+    let config = ws.config_path();
+    let check = || keiko(&["check", "--config", config.to_str().unwrap()], &[]);
+    let out = check();
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+
+    // The printed lines for ns2, pasted as they are, pass too.
+    let block = printed_fleet_block(&text, "ns2.test");
+    assert!(
+        block.contains("[fleet]\ninstance  = \"ns2.test\""),
+        "{block}"
+    );
+    ws.write_config(&format!("{}\n{block}", default_config()));
+    let out = check();
+    assert_eq!(code(&out), 0, "{block}\n{}", output_text(&out));
+
+    // A key readable by others is refused, with the fix.
+    let key = dir.join("ns2.test.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = check();
+    assert_eq!(code(&out), 1, "{}", output_text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("fleet.key_file") && err.contains(&format!("chmod 600 {}", key.display())),
+        "{err}"
+    );
+
+    // Nothing is overwritten without --force; with it the instances are
+    // issued again under the same CA.
+    let before = read("ns1.test.pem");
+    let out = certs(&[]);
+    assert_eq!(code(&out), 1, "{}", output_text(&out));
+    assert!(stderr(&out).contains("--force"), "{}", output_text(&out));
+    assert_eq!(read("ns1.test.pem"), before);
+    let out = certs(&["--force"]);
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+    assert_ne!(read("ns1.test.pem"), before);
+    assert_eq!(read("ca.pem"), ca);
+    assert_eq!(mode("ns2.test.key"), 0o600);
+    let out = check();
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+
+    // A later instance joins the same CA.
+    let out = keiko(&["fleet", "certs", "--out", dir_arg, "ns3.test"], &[]);
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+    assert!(
+        stdout(&out).contains("using the fleet CA"),
+        "{}",
+        output_text(&out)
+    );
+    assert!(read("ns3.test.pem").ends_with(&ca));
+
+    // A name that cannot be an instance: the command line is wrong.
+    let out = keiko(&["fleet", "certs", "--out", dir_arg, "NS4"], &[]);
+    assert_eq!(code(&out), 2, "{}", output_text(&out));
+    assert!(stderr(&out).contains("lower case"), "{}", output_text(&out));
+    assert!(!dir.join("NS4.pem").exists());
+}

@@ -3,7 +3,11 @@
 //! rules`); the Grafana dashboard is well-formed, uses the `DS_PROMETHEUS`
 //! datasource variable and valid PromQL; and every `keiko_` metric named in
 //! either is one a running server really exports, so a renamed metric
-//! cannot leave a silent panel or an alert that never fires.
+//! cannot leave a silent panel or an alert that never fires. The fleet's
+//! metrics only exist with `[fleet]`, which the single server here does not
+//! run: they are accepted from [`FLEET_METRICS`], a list the fleet
+//! rendering's unit test (src/admin/metrics.rs) holds to what a fleet
+//! really exports.
 //!
 //! Health endpoints are stubs on 127.0.0.1; the documentation-range
 //! addresses only appear as DNS data.
@@ -22,6 +26,18 @@ use std::time::Duration;
 use common::*;
 use hickory_proto::rr::RecordType;
 use serde_json::Value;
+
+/// The sample names only an instance with `[fleet]` exports. The unit test
+/// `the_monitoring_tests_fleet_metric_list_is_what_a_fleet_exports` in
+/// src/admin/metrics.rs reads this list from this file and fails when a
+/// name here is not rendered for a fleet, or a fleet family is missing.
+const FLEET_METRICS: &[&str] = &[
+    "keiko_fleet_peer_up",
+    "keiko_fleet_peer_last_seen_seconds",
+    "keiko_fleet_observation",
+    "keiko_fleet_agreement",
+    "keiko_fleet_isolated",
+];
 
 fn monitoring() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("monitoring")
@@ -134,6 +150,9 @@ fn alerting_rules_pass_promtool_check_and_unit_tests() {
         "KeikoHealthCheckErrors",
         "KeikoDNSErrorRateHigh",
         "KeikoConfigReloadFailed",
+        "KeikoFleetDisagreement",
+        "KeikoFleetPeerStale",
+        "KeikoFleetIsolated",
     ] {
         assert!(
             text.contains(&format!("alert: {alert}\n")),
@@ -148,14 +167,14 @@ fn alerting_rules_pass_promtool_check_and_unit_tests() {
     for needed in ["severity:", "summary:", "description:"] {
         assert_eq!(
             text.matches(needed).count(),
-            7,
+            10,
             "every alert carries {needed}"
         );
     }
 }
 
 #[test]
-fn dashboard_has_the_four_views_on_the_prometheus_variable_with_valid_promql() {
+fn dashboard_has_the_five_views_on_the_prometheus_variable_with_valid_promql() {
     let d = dashboard();
     assert!(
         d["schemaVersion"]
@@ -182,7 +201,8 @@ fn dashboard_has_the_four_views_on_the_prometheus_variable_with_valid_promql() {
             "Multi-Region Overview",
             "Regional Performance",
             "Failover History",
-            "Traffic Distribution"
+            "Traffic Distribution",
+            "Fleet"
         ]
     );
     let mut ids = BTreeSet::new();
@@ -268,7 +288,14 @@ fn every_metric_in_the_dashboard_and_rules_is_exported_by_the_server() {
     server.query_udp(FAILOVER_NAME, RecordType::A);
     let reply = server.get("/metrics");
     assert_eq!(reply.status, 200, "{reply:?}");
-    let exported = exported_names(&reply.body);
+    let single = exported_names(&reply.body);
+    // A single instance exports nothing of the fleet ("nothing new without
+    // [fleet]"); a fleet adds exactly these.
+    for name in FLEET_METRICS {
+        assert!(!single.contains(*name), "{name} exported without a fleet");
+    }
+    let mut exported = single;
+    exported.extend(FLEET_METRICS.iter().map(|n| n.to_string()));
 
     let d = dashboard();
     let dashboard_names: BTreeSet<String> = dashboard_exprs(&d)
@@ -299,7 +326,10 @@ fn every_metric_in_the_dashboard_and_rules_is_exported_by_the_server() {
         "keiko_config_reloads_total",
         "keiko_health_probe_duration_seconds_bucket",
         "keiko_dns_fail_open_total",
-    ] {
+    ]
+    .into_iter()
+    .chain(FLEET_METRICS.iter().copied())
+    {
         assert!(
             dashboard_names.contains(name),
             "the dashboard does not show {name}"

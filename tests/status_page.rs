@@ -4,6 +4,9 @@
 //! after the page's script ran (three regions, a forced-down region shown
 //! as such, steered answers, the failover timeline) and saves a screenshot
 //! to `target/test-artifacts/status-page.png` for people to look at.
+//! The fleet panel shows only with `[fleet]`; as no fleet runs in these
+//! tests, a real server's `/status` with a hand-made `fleet` and
+//! `observers` is served to the page by a small loopback stand-in.
 //!
 //! Chromium only ever talks to the server's admin port on 127.0.0.1: the
 //! flags below switch off its background services, and its resolver maps
@@ -16,12 +19,14 @@
 
 mod common;
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use serde_json::{Value, json};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// How long one Chromium run may take before the test gives up on it.
@@ -246,6 +251,13 @@ fn chromium_renders_regions_forced_state_answers_and_history() {
     }
     assert!(records.contains("192.0.2.10"), "{records}");
 
+    // No fleet: no fleet panel.
+    assert!(
+        dom.contains("<section id=\"fleet\" hidden=\"\">"),
+        "fleet panel shown without a fleet"
+    );
+    assert!(text_of(section(&dom, "id=\"fleet-peers\"", "</tbody>")).is_empty());
+
     // The forced failover in the timeline.
     let events = text_of(section(&dom, "id=\"events\"", "</ul>"));
     assert!(
@@ -272,4 +284,179 @@ fn chromium_renders_regions_forced_state_answers_and_history() {
     });
     assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
     println!("status page screenshot: {}", png.display());
+}
+
+/// The page template as the server fills it (src/admin/page.rs): the
+/// status embedded in place of `/*STATUS*/null`, `</` escaped.
+fn page_with(status: &Value) -> String {
+    let json = serde_json::to_string(status).unwrap().replace("</", "<\\/");
+    include_str!("../src/admin/page.html").replace("/*STATUS*/null", &json)
+}
+
+/// Serves `GET /` (the page with `status` embedded) and `GET /status`
+/// on 127.0.0.1 until the test process ends; returns the page's URL.
+fn serve_page(status: Value) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let Ok(head) = read_head(&mut stream) else {
+                continue;
+            };
+            let head = String::from_utf8_lossy(&head).into_owned();
+            let path = head.split_whitespace().nth(1).unwrap_or("");
+            let (code, kind, body) = match path {
+                "/" => ("200 OK", "text/html", page_with(&status)),
+                "/status" => ("200 OK", "application/json", status.to_string()),
+                _ => ("404 Not Found", "text/plain", "no such path".into()),
+            };
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {code}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// A real server's status with the fleet of three (ns1 this one, ns2 up,
+/// ns3 stale and disagreeing) and each region's observers: ns2 sees
+/// eu-west-1 down, ns3's observations are not fresh.
+fn with_fleet(mut status: Value, isolated: bool) -> Value {
+    let version = "3f2a9c1b7d4e5f60a1b2c3d4e5f60718";
+    status["fleet"] = json!({
+        "instance": "ns1.us-east-1",
+        "down_quorum": "majority",
+        "routing_version": version,
+        "isolated": isolated,
+        "peers": [
+            {"instance": "ns2.eu-west-1", "url": "https://10.0.2.53:9400", "state": "up",
+             "last_seen_seconds": 0.4, "routing_version": version, "agrees": true},
+            {"instance": "ns3.ap-southeast-1", "url": "https://10.0.3.53:9400", "state": "stale",
+             "last_seen_seconds": 12.5, "routing_version": "99aa00bb11cc22dd", "agrees": false},
+        ],
+    });
+    for region in status["regions"].as_array_mut().unwrap() {
+        let down_for_ns2 = region["name"] == "eu-west-1";
+        region["observers"] = json!([
+            {"instance": "ns1.us-east-1", "region": "us-east-1", "state": "up", "fresh": true,
+             "latency_seconds": 0.001, "last_check": "2026-01-01T00:00:10Z"},
+            {"instance": "ns2.eu-west-1", "region": "eu-west-1",
+             "state": if down_for_ns2 { "down" } else { "up" }, "fresh": true,
+             "latency_seconds": 0.08, "last_check": "2026-01-01T00:00:10Z"},
+            {"instance": "ns3.ap-southeast-1", "region": "ap-southeast-1", "state": "up",
+             "fresh": false, "latency_seconds": 0.2, "last_check": "2026-01-01T00:00:00Z"},
+        ]);
+    }
+    status
+}
+
+fn dump(url: &str) -> String {
+    let out = chromium(url, &["--dump-dom"]);
+    let dom = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && dom.contains("</html>"),
+        "chromium --dump-dom failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dom
+}
+
+#[test]
+fn chromium_renders_the_fleet_panel_with_every_instance_and_vantage_point() {
+    let server = Server::start(&fast_config(), &default_zone());
+    server.wait_ready(Duration::from_secs(10));
+    let status = with_fleet(server.status(), false);
+    let url = serve_page(status.clone());
+    let dom = dump(&url);
+    std::fs::write(artifacts().join("status-page-fleet.dom.html"), &dom).unwrap();
+
+    assert!(
+        dom.contains("<section id=\"fleet\">"),
+        "fleet panel hidden:\n{dom}"
+    );
+    let head = text_of(section(&dom, "id=\"fleet-head\"", "</div>"));
+    assert!(
+        head.contains("ns1.us-east-1")
+            && head.contains("majority")
+            && head.contains("3f2a9c1b7d4e"),
+        "{head}"
+    );
+    assert!(head.contains("2 of 3 vantage points fresh"), "{head}");
+    // ns3 disagrees but is stale: every fresh peer agrees.
+    assert!(
+        head.contains("fleet agrees") && !head.contains("isolated"),
+        "{head}"
+    );
+
+    // Every instance, this one first, with state, last seen and agreement.
+    let instance = |name: &str| {
+        text_of(section(
+            &dom,
+            &format!("<tr data-instance=\"{name}\">"),
+            "</tr>",
+        ))
+    };
+    let peers = section(&dom, "id=\"fleet-peers\"", "</tbody>");
+    let first = peers.find("data-instance=").unwrap();
+    assert!(
+        peers[first..].starts_with("data-instance=\"ns1.us-east-1\""),
+        "{peers}"
+    );
+    assert_eq!(
+        instance("ns1.us-east-1"),
+        "ns1.us-east-1 up this instance yes 3f2a9c1b7d4e"
+    );
+    assert_eq!(
+        instance("ns2.eu-west-1"),
+        "ns2.eu-west-1 up 0.4 s ago yes 3f2a9c1b7d4e"
+    );
+    assert_eq!(
+        instance("ns3.ap-southeast-1"),
+        "ns3.ap-southeast-1 stale 13 s ago no 99aa00bb11cc"
+    );
+
+    // Regions x vantage points: ns3 is not fresh ("–").
+    let matrix_head = text_of(section(&dom, "id=\"fleet-matrix-head\"", "</thead>"));
+    assert_eq!(
+        matrix_head,
+        "Region / seen from ns1.us-east-1 ns2.eu-west-1 ns3.ap-southeast-1 Verdict"
+    );
+    let observed = |region: &str| {
+        text_of(section(
+            &dom,
+            &format!("<tr data-observed=\"{region}\">"),
+            "</tr>",
+        ))
+    };
+    assert_eq!(observed("us-east-1"), "us-east-1 up up – serving");
+    assert_eq!(observed("eu-west-1"), "eu-west-1 up down – serving");
+    assert_eq!(observed("ap-southeast-1"), "ap-southeast-1 up up – serving");
+
+    // A screenshot for people; the test only checks it was written.
+    let png = artifacts().join("status-page-fleet.png");
+    let _ = std::fs::remove_file(&png);
+    chromium(
+        &url,
+        &[
+            &format!("--screenshot={}", png.display()),
+            "--window-size=1280,1600",
+        ],
+    );
+    assert!(std::fs::read(&png).unwrap().starts_with(b"\x89PNG"));
+    println!("fleet status page screenshot: {}", png.display());
+
+    // Isolated, and a fresh peer that disagrees: both said at the top.
+    let mut alone = with_fleet(server.status(), true);
+    alone["fleet"]["peers"][0]["agrees"] = json!(false);
+    let head = text_of(section(
+        &dump(&serve_page(alone)),
+        "id=\"fleet-head\"",
+        "</div>",
+    ));
+    assert!(head.contains("isolated: deciding alone"), "{head}");
+    assert!(head.contains("disagreement"), "{head}");
 }

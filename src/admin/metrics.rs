@@ -10,6 +10,13 @@
 //! Here families come out in registration order and series in the order
 //! they were added, which follows the config, so two scrapes of an idle
 //! server are byte-identical and diffs of scrapes are readable.
+//!
+//! With a fleet the `keiko_fleet_*` families follow the single-instance
+//! ones, and `keiko_multi_region_latency` gains the fresh peers' probes;
+//! without one the output is exactly the single instance's.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet, prometheus_text};
@@ -18,6 +25,7 @@ use prometheus_client::registry::Registry;
 
 use crate::control::ControlPlane;
 use crate::dataplane::stats::RCODES;
+use crate::fleet::view::{FleetView, PeerState};
 use crate::health::record::PROBE_BUCKETS;
 
 type Labels = Vec<(&'static str, String)>;
@@ -126,6 +134,7 @@ pub(crate) fn render(plane: &ControlPlane) -> String {
     let config = snap.config();
     let regions = plane.monitor.regions();
     let source = config.server.region.as_str();
+    let fleet = plane.fleet_view();
 
     f.gauge(
         "keiko_multi_region_health",
@@ -137,14 +146,15 @@ pub(crate) fn render(plane: &ControlPlane) -> String {
     );
     f.gauge(
         "keiko_multi_region_latency",
-        "Duration of the last health probe from this instance's region to the target region, in seconds.",
-        regions.iter().filter_map(|r| {
-            let latency = r.health.latency?;
-            Some((
-                l(&[("source", source), ("target", &r.name)]),
-                latency.as_secs_f64(),
-            ))
-        }),
+        "Duration of the last health probe from the source region to the target region, in seconds.",
+        latency_series(
+            source,
+            regions.iter().filter_map(|r| {
+                let latency = r.health.latency?;
+                Some((r.name.as_str(), latency.as_secs_f64()))
+            }),
+            fleet.as_ref(),
+        ),
     );
     let shares = snap.weighted_default().shares();
     f.gauge(
@@ -284,6 +294,9 @@ pub(crate) fn render(plane: &ControlPlane) -> String {
         "Build of the running server; always 1.",
         [(l(&[("version", env!("CARGO_PKG_VERSION"))]), 1.0)],
     );
+    if let Some(view) = &fleet {
+        fleet_families(&mut f, view);
+    }
 
     let mut registry = Registry::default();
     registry.register_collector(Box::new(f));
@@ -292,6 +305,105 @@ pub(crate) fn render(plane: &ControlPlane) -> String {
         tracing::error!(error = %e, "cannot encode metrics");
     }
     out
+}
+
+/// `keiko_multi_region_latency`: this instance's own probes (`source` its
+/// `server.region`) first, as without a fleet, then one series per other
+/// (source, target) pair the fresh peers cover, sources in name order and
+/// targets in config order. Of two fresh peers in one source region the
+/// one whose probe ran last counts; this instance always wins its own
+/// region.
+fn latency_series<'a>(
+    source: &str,
+    own: impl IntoIterator<Item = (&'a str, f64)>,
+    fleet: Option<&FleetView>,
+) -> Vec<(Labels, f64)> {
+    let mut series: Vec<(Labels, f64)> = own
+        .into_iter()
+        .map(|(target, latency)| (l(&[("source", source), ("target", target)]), latency))
+        .collect();
+    let Some(fleet) = fleet else {
+        return series;
+    };
+    // (source, target) -> (latency, when its probe ran, target's config index)
+    let mut others: BTreeMap<(&str, usize), (f64, Option<SystemTime>)> = BTreeMap::new();
+    for (index, region) in fleet.regions.iter().enumerate() {
+        for o in &region.observers {
+            let Some(latency) = o.latency_seconds else {
+                continue;
+            };
+            if !o.fresh || o.instance == fleet.instance || o.region == source {
+                continue;
+            }
+            let ran = o
+                .last_check
+                .as_deref()
+                .and_then(|t| humantime::parse_rfc3339_weak(t).ok());
+            let slot = others
+                .entry((o.region.as_str(), index))
+                .or_insert((latency, ran));
+            if ran > slot.1 {
+                *slot = (latency, ran);
+            }
+        }
+    }
+    series.extend(others.into_iter().map(|((from, index), (latency, _))| {
+        (
+            l(&[("source", from), ("target", &fleet.regions[index].region)]),
+            latency,
+        )
+    }));
+    series
+}
+
+/// The `keiko_fleet_*` families (contract section 7), peers in config
+/// order, observations by region in config order then vantage point, this
+/// instance first. Only fresh vantage points count as observers.
+fn fleet_families(f: &mut Families, view: &FleetView) {
+    f.gauge(
+        "keiko_fleet_peer_up",
+        "Whether a peer has been heard within peer_timeout (1) or is stale, unreachable or refused (0).",
+        view.peers.iter().map(|p| {
+            (
+                l(&[("peer", &p.instance)]),
+                f64::from(u8::from(p.state == PeerState::Up)),
+            )
+        }),
+    );
+    f.gauge(
+        "keiko_fleet_peer_last_seen_seconds",
+        "Seconds since a peer's last valid message; absent for a peer never heard.",
+        view.peers
+            .iter()
+            .filter_map(|p| Some((l(&[("peer", &p.instance)]), p.last_seen_seconds?))),
+    );
+    f.gauge(
+        "keiko_fleet_observation",
+        "A region as a fresh vantage point observes it: 1 up, 0 down.",
+        view.regions.iter().flat_map(|r| {
+            r.observers.iter().filter(|o| o.fresh).map(|o| {
+                (
+                    l(&[("observer", &o.instance), ("region", &r.region)]),
+                    f64::from(u8::from(o.state == "up")),
+                )
+            })
+        }),
+    );
+    let agree = view
+        .peers
+        .iter()
+        .filter(|p| p.state == PeerState::Up)
+        .all(|p| p.agrees);
+    f.gauge(
+        "keiko_fleet_agreement",
+        "Whether every fresh peer has this instance's routing_version (1) or not (0).",
+        [(Labels::new(), f64::from(u8::from(agree)))],
+    );
+    f.gauge(
+        "keiko_fleet_isolated",
+        "Whether no peer is fresh, so this instance decides alone (1) or not (0).",
+        [(Labels::new(), f64::from(u8::from(view.isolated)))],
+    );
 }
 
 #[cfg(test)]
@@ -346,6 +458,210 @@ mod tests {
             "probe_seconds_count{region=\"r\"} 4",
         ] {
             assert!(text.contains(line), "{line:?} not in:\n{text}");
+        }
+    }
+
+    /// The fleet families of the sample fleet, with the latency matrix.
+    fn fleet_text(view: &FleetView) -> String {
+        let mut f = Families::default();
+        f.gauge(
+            "keiko_multi_region_latency",
+            "Latency.",
+            latency_series(
+                "us-east-1",
+                [("us-east-1", 0.001), ("eu-west-1", 0.08)],
+                Some(view),
+            ),
+        );
+        fleet_families(&mut f, view);
+        encode(f)
+    }
+
+    fn samples(text: &str, family: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| {
+                l.starts_with(&format!("{family}{{")) || l.starts_with(&format!("{family} "))
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn fleet_families_have_the_contract_names_labels_and_types() {
+        let view = crate::fleet::view::sample();
+        let text = fleet_text(&view);
+        for (family, kind) in [
+            ("keiko_fleet_peer_up", "gauge"),
+            ("keiko_fleet_peer_last_seen_seconds", "gauge"),
+            ("keiko_fleet_observation", "gauge"),
+            ("keiko_fleet_agreement", "gauge"),
+            ("keiko_fleet_isolated", "gauge"),
+        ] {
+            assert!(
+                text.contains(&format!("\n# TYPE {family} {kind}\n")),
+                "{family} {kind} not in:\n{text}"
+            );
+        }
+        assert_eq!(
+            samples(&text, "keiko_fleet_peer_up"),
+            [
+                "keiko_fleet_peer_up{peer=\"ns2.eu-west-1\"} 1.0",
+                "keiko_fleet_peer_up{peer=\"ns3.ap-southeast-1\"} 0.0",
+                "keiko_fleet_peer_up{peer=\"10.0.4.53\"} 0.0",
+            ]
+        );
+        // A peer never heard has no last-seen series.
+        assert_eq!(
+            samples(&text, "keiko_fleet_peer_last_seen_seconds"),
+            [
+                "keiko_fleet_peer_last_seen_seconds{peer=\"ns2.eu-west-1\"} 0.4",
+                "keiko_fleet_peer_last_seen_seconds{peer=\"ns3.ap-southeast-1\"} 12.5",
+            ]
+        );
+        // Fresh vantage points only (ns3 is stale), this instance included.
+        assert_eq!(
+            samples(&text, "keiko_fleet_observation"),
+            [
+                "keiko_fleet_observation{observer=\"ns1.us-east-1\",region=\"us-east-1\"} 1.0",
+                "keiko_fleet_observation{observer=\"ns2.eu-west-1\",region=\"us-east-1\"} 1.0",
+                "keiko_fleet_observation{observer=\"ns1.us-east-1\",region=\"eu-west-1\"} 1.0",
+                "keiko_fleet_observation{observer=\"ns2.eu-west-1\",region=\"eu-west-1\"} 0.0",
+                "keiko_fleet_observation{observer=\"ns1.us-east-1\",region=\"ap-southeast-1\"} 1.0",
+                "keiko_fleet_observation{observer=\"ns2.eu-west-1\",region=\"ap-southeast-1\"} 1.0",
+            ]
+        );
+        // ns3 disagrees but is stale: every fresh peer agrees.
+        assert_eq!(
+            samples(&text, "keiko_fleet_agreement"),
+            ["keiko_fleet_agreement 1.0"]
+        );
+        assert_eq!(
+            samples(&text, "keiko_fleet_isolated"),
+            ["keiko_fleet_isolated 0.0"]
+        );
+        // The same scrape twice is byte-identical.
+        assert_eq!(text, fleet_text(&view));
+    }
+
+    #[test]
+    fn agreement_and_isolation_follow_the_fresh_peers() {
+        let mut view = crate::fleet::view::sample();
+        view.peers[0].agrees = false;
+        let text = fleet_text(&view);
+        assert_eq!(
+            samples(&text, "keiko_fleet_agreement"),
+            ["keiko_fleet_agreement 0.0"]
+        );
+        for p in &mut view.peers {
+            p.state = PeerState::Stale;
+        }
+        view.isolated = true;
+        let text = fleet_text(&view);
+        assert_eq!(
+            samples(&text, "keiko_fleet_isolated"),
+            ["keiko_fleet_isolated 1.0"]
+        );
+        assert_eq!(
+            samples(&text, "keiko_fleet_agreement"),
+            ["keiko_fleet_agreement 1.0"]
+        );
+        assert!(
+            samples(&text, "keiko_fleet_peer_up")
+                .iter()
+                .all(|s| s.ends_with(" 0.0"))
+        );
+    }
+
+    #[test]
+    fn the_latency_matrix_has_one_series_per_source_and_target() {
+        let mut view = crate::fleet::view::sample();
+        // A second fresh instance in eu-west-1, probing later than ns2 for
+        // us-east-1 only, and one in us-east-1 (this instance's region).
+        let extra =
+            |instance: &str, region: &str, ms: f64, when: &str| crate::fleet::view::ObserverView {
+                instance: instance.into(),
+                region: region.into(),
+                state: "up",
+                fresh: true,
+                latency_seconds: Some(ms / 1000.0),
+                last_check: Some(when.into()),
+            };
+        view.regions[0].observers.push(extra(
+            "ns4.eu-west-1",
+            "eu-west-1",
+            90.0,
+            "2026-01-01T00:00:11Z",
+        ));
+        view.regions[1].observers.push(extra(
+            "ns4.eu-west-1",
+            "eu-west-1",
+            3.0,
+            "2026-01-01T00:00:09Z",
+        ));
+        view.regions[2].observers.push(extra(
+            "ns5.us-east-1",
+            "us-east-1",
+            500.0,
+            "2026-01-01T00:00:11Z",
+        ));
+        let text = fleet_text(&view);
+        assert_eq!(
+            samples(&text, "keiko_multi_region_latency"),
+            [
+                // This instance's own, as without a fleet (no probe of
+                // ap-southeast-1 yet; ns5 does not stand in for it).
+                "keiko_multi_region_latency{source=\"us-east-1\",target=\"us-east-1\"} 0.001",
+                "keiko_multi_region_latency{source=\"us-east-1\",target=\"eu-west-1\"} 0.08",
+                // eu-west-1: ns4 probed us-east-1 last, ns2 the others.
+                "keiko_multi_region_latency{source=\"eu-west-1\",target=\"us-east-1\"} 0.09",
+                "keiko_multi_region_latency{source=\"eu-west-1\",target=\"eu-west-1\"} 0.002",
+                "keiko_multi_region_latency{source=\"eu-west-1\",target=\"ap-southeast-1\"} 0.158",
+                // ap-southeast-1 (ns3) is stale: no series.
+            ]
+        );
+        // Without a fleet: exactly this instance's own.
+        let own = latency_series("us-east-1", [("eu-west-1", 0.08)], None);
+        assert_eq!(
+            own,
+            [(l(&[("source", "us-east-1"), ("target", "eu-west-1")]), 0.08)]
+        );
+    }
+
+    /// tests/monitoring.rs accepts the names of its `FLEET_METRICS` in the
+    /// dashboard and rules without a fleet running; this holds it to them:
+    /// every name listed there is rendered here, and every fleet family
+    /// rendered here is listed there.
+    #[test]
+    fn the_monitoring_tests_fleet_metric_list_is_what_a_fleet_exports() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/monitoring.rs");
+        let source = std::fs::read_to_string(path).expect("read tests/monitoring.rs");
+        let marker = "const FLEET_METRICS: &[&str] = &[";
+        let start = source
+            .find(marker)
+            .expect("FLEET_METRICS in tests/monitoring.rs")
+            + marker.len();
+        let list = &source[start..];
+        let list = &list[..list.find("];").expect("end of FLEET_METRICS")];
+        let listed: Vec<&str> = list.split('"').skip(1).step_by(2).collect();
+        assert!(listed.len() >= 5, "{listed:?}");
+        let text = fleet_text(&crate::fleet::view::sample());
+        let rendered: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .filter(|n| n.starts_with("keiko_fleet_"))
+            .collect();
+        for name in &listed {
+            assert!(
+                !samples(&text, name).is_empty(),
+                "{name} is in FLEET_METRICS but a fleet does not export it:\n{text}"
+            );
+        }
+        for name in &rendered {
+            assert!(
+                listed.contains(name),
+                "{name} is missing from FLEET_METRICS"
+            );
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The status page for people (`GET /`): one self-contained HTML document
-//! with the current status embedded, refreshing itself from `/status`.
+//! with the current status embedded, refreshing itself from `/status`. Its
+//! Fleet panel shows only when the status has a `fleet` object.
 
 use axum::extract::State;
 use axum::response::Html;

@@ -5,8 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Policy;
 use crate::control::ControlPlane;
+use crate::fleet::view::FleetView;
 use crate::health::Event;
-use crate::health::monitor::rfc3339;
+use crate::health::monitor::{RegionView, rfc3339};
+use crate::health::state::State;
 use crate::snapshot::NO_LOCATION;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -17,6 +19,9 @@ pub struct Status {
     pub snapshot_version: u64,
     pub ready: bool,
     pub zone: String,
+    /// The fleet as this instance sees it; absent without `[fleet]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetStatus>,
     pub regions: Vec<RegionStatus>,
     pub records: Vec<RecordStatus>,
     pub events: Vec<Event>,
@@ -39,6 +44,111 @@ pub struct RegionStatus {
     pub share_percent: f64,
     pub addresses: Vec<String>,
     pub target: String,
+    /// What every vantage point observes of this region, this instance
+    /// first; without a fleet only this instance.
+    #[serde(default)]
+    pub observers: Vec<ObserverStatus>,
+}
+
+/// `/status` `fleet` (contract section 7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetStatus {
+    pub instance: String,
+    pub down_quorum: String,
+    pub routing_version: String,
+    /// No peer is fresh: this instance decides alone.
+    pub isolated: bool,
+    pub peers: Vec<PeerStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    pub instance: String,
+    pub url: String,
+    /// "up", "stale", "unreachable" or "refused".
+    pub state: String,
+    /// Null if never heard.
+    pub last_seen_seconds: Option<f64>,
+    /// Null if unknown.
+    pub routing_version: Option<String>,
+    pub agrees: bool,
+}
+
+/// One vantage point's observation of a region.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObserverStatus {
+    pub instance: String,
+    /// The observer's `server.region`.
+    pub region: String,
+    /// "up" or "down".
+    pub state: String,
+    /// Counted in the fleet verdict.
+    pub fresh: bool,
+    pub latency_seconds: Option<f64>,
+    pub last_check: Option<String>,
+}
+
+impl FleetStatus {
+    pub(crate) fn of(view: &FleetView) -> FleetStatus {
+        FleetStatus {
+            instance: view.instance.clone(),
+            down_quorum: view.down_quorum.clone(),
+            routing_version: view.routing_version.clone(),
+            isolated: view.isolated,
+            peers: view
+                .peers
+                .iter()
+                .map(|p| PeerStatus {
+                    instance: p.instance.clone(),
+                    url: p.url.clone(),
+                    state: p.state.as_str().to_owned(),
+                    last_seen_seconds: p.last_seen_seconds,
+                    routing_version: p.routing_version.clone(),
+                    agrees: p.agrees,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// This instance's own observation of a region, from its health view: what
+/// its probes say (a region awaiting readmit is up to them; forced states
+/// are commands, not observations).
+pub(crate) fn own_observer(instance: &str, source: &str, view: &RegionView) -> ObserverStatus {
+    let h = &view.health;
+    ObserverStatus {
+        instance: instance.to_owned(),
+        region: source.to_owned(),
+        state: if h.state == State::Down { "down" } else { "up" }.to_owned(),
+        fresh: true,
+        latency_seconds: h.latency.map(|d| d.as_secs_f64()),
+        last_check: h.last_check.map(rfc3339),
+    }
+}
+
+/// The observers of `region`: the fleet's when it knows the region, else
+/// (no fleet, or a region a reload just added) this instance's own.
+pub(crate) fn observers(
+    region: &str,
+    fleet: Option<&FleetView>,
+    own: Option<ObserverStatus>,
+) -> Vec<ObserverStatus> {
+    let known = fleet.and_then(|f| f.regions.iter().find(|r| r.region == region));
+    match known {
+        Some(r) => r
+            .observers
+            .iter()
+            .map(|o| ObserverStatus {
+                instance: o.instance.clone(),
+                region: o.region.clone(),
+                state: o.state.to_owned(),
+                fresh: o.fresh,
+                latency_seconds: o.latency_seconds,
+                last_check: o.last_check.clone(),
+            })
+            .collect(),
+        None => own.into_iter().collect(),
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,6 +167,12 @@ pub(crate) fn build(plane: &ControlPlane, events: usize) -> Status {
     let snap = plane.publisher.snapshot();
     let config = snap.config();
     let views = plane.monitor.regions();
+    let fleet = plane.fleet_view();
+    let instance = config
+        .server
+        .nsid
+        .clone()
+        .unwrap_or_else(|| config.server.region.clone());
     let shares = snap.weighted_default().shares();
     let addresses = |i: usize| {
         config.regions[i]
@@ -91,6 +207,11 @@ pub(crate) fn build(plane: &ControlPlane, events: usize) -> Status {
                     .map_or(0.0, |s| (s.1 * 10.0).round() / 10.0),
                 addresses: addresses(i),
                 target: view.map(|v| v.target.clone()).unwrap_or_default(),
+                observers: observers(
+                    &r.name,
+                    fleet.as_ref(),
+                    view.map(|v| own_observer(&instance, &config.server.region, v)),
+                ),
             }
         })
         .collect();
@@ -122,18 +243,141 @@ pub(crate) fn build(plane: &ControlPlane, events: usize) -> Status {
         })
         .collect();
     Status {
-        instance: config
-            .server
-            .nsid
-            .clone()
-            .unwrap_or_else(|| config.server.region.clone()),
+        instance,
         region: config.server.region.clone(),
         config_version: plane.publisher.reloads().0 + 1,
         snapshot_version: snap.version,
         ready: plane.monitor.ready(),
         zone: origin.to_string(),
+        fleet: fleet.as_ref().map(FleetStatus::of),
         regions,
         records,
         events: plane.monitor.events(events),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::fleet::view;
+    use crate::health::state::{Forced, RegionHealth};
+
+    fn region_view(state: State, forced: Option<Forced>) -> RegionView {
+        let mut health = RegionHealth::new(state, forced);
+        health.latency = Some(Duration::from_millis(12));
+        health.last_check = Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600));
+        RegionView {
+            name: "eu-west-1".into(),
+            health,
+            target: "http://127.0.0.1:1/health".into(),
+            checks_ok: 0,
+            checks_failed: 0,
+            events: 0,
+            durations: Default::default(),
+        }
+    }
+
+    #[test]
+    fn without_a_fleet_the_observers_are_this_instance_from_its_probes() {
+        let own = own_observer("ns1.test", "us-east-1", &region_view(State::Down, None));
+        assert_eq!(
+            own,
+            ObserverStatus {
+                instance: "ns1.test".into(),
+                region: "us-east-1".into(),
+                state: "down".into(),
+                fresh: true,
+                latency_seconds: Some(0.012),
+                last_check: Some("2026-01-01T00:00:00Z".into()),
+            }
+        );
+        assert_eq!(observers("eu-west-1", None, Some(own.clone())), [own]);
+        // Awaiting readmit is up to the probes; a forced state is no observation.
+        let held = own_observer(
+            "ns1.test",
+            "us-east-1",
+            &region_view(State::AwaitingReadmit, Some(Forced::Down)),
+        );
+        assert_eq!(held.state, "up");
+    }
+
+    #[test]
+    fn with_a_fleet_every_vantage_point_is_listed_this_instance_first() {
+        let fleet = view::sample();
+        let own = own_observer("ns1.us-east-1", "us-east-1", &region_view(State::Up, None));
+        let list = observers("eu-west-1", Some(&fleet), Some(own.clone()));
+        let seen: Vec<_> = list
+            .iter()
+            .map(|o| {
+                (
+                    o.instance.as_str(),
+                    o.region.as_str(),
+                    o.state.as_str(),
+                    o.fresh,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("ns1.us-east-1", "us-east-1", "up", true),
+                ("ns2.eu-west-1", "eu-west-1", "down", true),
+                ("ns3.ap-southeast-1", "ap-southeast-1", "up", false),
+            ]
+        );
+        assert_eq!(list[1].latency_seconds, Some(0.002));
+        // A region the fleet does not know yet (just added by a reload).
+        assert_eq!(
+            observers("sa-east-1", Some(&fleet), Some(own.clone())),
+            [own]
+        );
+    }
+
+    #[test]
+    fn the_fleet_object_is_the_contract_shape_and_absent_without_a_fleet() {
+        let fleet = FleetStatus::of(&view::sample());
+        let json = serde_json::to_value(&fleet).unwrap();
+        assert_eq!(json["instance"], "ns1.us-east-1");
+        assert_eq!(json["down_quorum"], "majority");
+        assert_eq!(json["isolated"], false);
+        assert_eq!(
+            json["peers"][0],
+            serde_json::json!({
+                "instance": "ns2.eu-west-1",
+                "url": "https://10.0.2.53:9400",
+                "state": "up",
+                "last_seen_seconds": 0.4,
+                "routing_version": "3f2a9c1b7d4e5f60a1b2c3d4e5f60718",
+                "agrees": true,
+            })
+        );
+        assert_eq!(json["peers"][1]["state"], "stale");
+        // Never heard: nulls, not missing keys.
+        let never = json["peers"][2].as_object().unwrap();
+        assert_eq!(never["state"], "unreachable");
+        assert!(never["last_seen_seconds"].is_null() && never["routing_version"].is_null());
+
+        let mut status = Status {
+            instance: "ns1.us-east-1".into(),
+            region: "us-east-1".into(),
+            config_version: 1,
+            snapshot_version: 1,
+            ready: true,
+            zone: "keiko.example.com.".into(),
+            fleet: None,
+            regions: vec![],
+            records: vec![],
+            events: vec![],
+        };
+        let text = serde_json::to_string(&status).unwrap();
+        assert!(!text.contains("\"fleet\""), "{text}");
+        status.fleet = Some(fleet.clone());
+        let back: Status = serde_json::from_str(&serde_json::to_string(&status).unwrap()).unwrap();
+        assert_eq!(back.fleet, Some(fleet));
+        // An older server's document (no fleet, no observers) still reads.
+        let old: Status = serde_json::from_str(&text).unwrap();
+        assert!(old.fleet.is_none());
     }
 }

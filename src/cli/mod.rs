@@ -8,6 +8,7 @@ pub mod client;
 mod demo;
 mod explain;
 mod failover;
+mod fleet;
 mod readmit;
 mod serve;
 mod status;
@@ -82,6 +83,8 @@ pub enum Command {
     /// failover, making an endpoint fail.
     #[command(after_help = EXIT_CODES_DEMO)]
     Demo,
+    /// Fleet tools: `fleet certs` writes a CA and instance certificates for labs.
+    Fleet(fleet::Args),
 }
 
 const EXIT_CODES_ADMIN: &str = "Exit codes:
@@ -211,6 +214,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Test(args) => with_config("test", &args, client::EXIT_UNREACHABLE, test::run),
         Command::Explain(args) => explain::run(&args),
         Command::Demo => demo::run(),
+        Command::Fleet(args) => fleet::run(&args),
     }
 }
 

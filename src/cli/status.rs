@@ -1,13 +1,15 @@
 //! `keiko-dns status`: asks a running server for `GET /status` and prints
 //! it for people: regions with health, state, overrides, latency and
-//! shares; the steered names with their current answers; recent events.
-//! Everything fits in about 100 columns.
+//! shares; with a fleet, every instance (state, last seen, agreement) and
+//! what each vantage point observes of each region; the steered names with
+//! their current answers; recent events. Everything fits in about 100
+//! columns.
 
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use super::client::{AdminArgs, AdminClient, answers, runtime};
-use crate::admin::status::{RegionStatus, Status};
+use crate::admin::status::{FleetStatus, RegionStatus, Status};
 
 pub(super) fn run(args: &AdminArgs) -> ExitCode {
     let result = AdminClient::new(args, None).and_then(|client| {
@@ -54,6 +56,12 @@ pub(super) fn render(base: &str, status: &Status, now: SystemTime) -> String {
         line(region_row(r, now));
     }
     line(String::new());
+    if let Some(fleet) = &status.fleet {
+        for l in fleet_section(fleet, &status.regions) {
+            line(l);
+        }
+        line(String::new());
+    }
     line(format!(
         "{:<28} {:<9} {}",
         "NAME", "POLICY", "ANSWER (client with no location)"
@@ -102,18 +110,100 @@ fn region_row(r: &RegionStatus, now: SystemTime) -> String {
     )
 }
 
+/// How many characters of a routing version identify it for people.
+const SHORT_VERSION: usize = 12;
+/// Room for the vantage-point columns next to the region names.
+const MATRIX_WIDTH: usize = 100 - 17;
+
+/// Every instance, this one first, then what each vantage point observes
+/// of each region (`-`: not fresh, so not counted in the verdict).
+fn fleet_section(fleet: &FleetStatus, regions: &[RegionStatus]) -> Vec<String> {
+    let short = |v: &str| v.chars().take(SHORT_VERSION).collect::<String>();
+    let mut out = vec![format!(
+        "FLEET {} (down_quorum {}, routing {}, {} peers)",
+        fleet.instance,
+        fleet.down_quorum,
+        short(&fleet.routing_version),
+        fleet.peers.len()
+    )];
+    if fleet.isolated {
+        out.push("isolated: deciding alone (no peer is fresh)".into());
+    }
+    out.push(format!(
+        "{:<24} {:<12} {:<10} {:<6} {}",
+        "INSTANCE", "STATE", "LAST SEEN", "AGREES", "ROUTING"
+    ));
+    out.push(format!(
+        "{:<24} {:<12} {:<10} {:<6} {}",
+        clip(&fleet.instance, 24),
+        "up",
+        "this one",
+        "yes",
+        short(&fleet.routing_version)
+    ));
+    for p in &fleet.peers {
+        out.push(format!(
+            "{:<24} {:<12} {:<10} {:<6} {}",
+            clip(&p.instance, 24),
+            p.state,
+            seen(p.last_seen_seconds),
+            if p.agrees { "yes" } else { "no" },
+            p.routing_version.as_deref().map_or("-".into(), short)
+        ));
+    }
+
+    out.push(String::new());
+    let columns: Vec<&str> = std::iter::once(fleet.instance.as_str())
+        .chain(fleet.peers.iter().map(|p| p.instance.as_str()))
+        .collect();
+    let longest = columns.iter().map(|c| c.chars().count()).max().unwrap_or(0);
+    let width = longest
+        .min((MATRIX_WIDTH / columns.len()).saturating_sub(1))
+        .max("down".len());
+    let mut header = format!("{:<16}", "OBSERVED BY");
+    for c in &columns {
+        header += &format!(" {:<width$}", clip(c, width));
+    }
+    out.push(header);
+    for r in regions {
+        let mut row = format!("{:<16}", clip(&r.name, 16));
+        for c in &columns {
+            let cell = r
+                .observers
+                .iter()
+                .find(|o| o.instance == *c && o.fresh)
+                .map_or("-", |o| o.state.as_str());
+            row += &format!(" {cell:<width$}");
+        }
+        out.push(row);
+    }
+    out
+}
+
+/// "0.4s ago" for seconds since a peer was last heard; "never" if not.
+fn seen(seconds: Option<f64>) -> String {
+    match seconds {
+        None => "never".into(),
+        Some(s) if s < 10.0 => format!("{:.1}s ago", s.max(0.0)),
+        Some(s) => since(Duration::from_secs_f64(s.min(1e9))),
+    }
+}
+
+/// "12s ago", "3m ago", ... for a duration in the past.
+fn since(d: Duration) -> String {
+    let secs = d.as_secs();
+    match secs {
+        0..60 => format!("{secs}s ago"),
+        60..3600 => format!("{}m ago", secs / 60),
+        3600..86400 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86400),
+    }
+}
+
 /// "12s ago" for an RFC 3339 time; the time itself when it cannot be read.
 fn ago(time: &str, now: SystemTime) -> String {
     match humantime::parse_rfc3339_weak(time) {
-        Ok(then) => {
-            let secs = now.duration_since(then).unwrap_or(Duration::ZERO).as_secs();
-            match secs {
-                0..60 => format!("{secs}s ago"),
-                60..3600 => format!("{}m ago", secs / 60),
-                3600..86400 => format!("{}h ago", secs / 3600),
-                _ => format!("{}d ago", secs / 86400),
-            }
-        }
+        Ok(then) => since(now.duration_since(then).unwrap_or(Duration::ZERO)),
         Err(_) => time.to_owned(),
     }
 }
@@ -143,6 +233,7 @@ mod tests {
             snapshot_version: 4,
             ready: true,
             zone: "keiko.example.com.".into(),
+            fleet: None,
             regions: vec![RegionStatus {
                 name: "us-east-1".into(),
                 healthy: false,
@@ -157,6 +248,7 @@ mod tests {
                 share_percent: 0.0,
                 addresses: vec!["192.0.2.10".into()],
                 target: "http://127.0.0.1:18081/health".into(),
+                observers: vec![],
             }],
             records: vec![RecordStatus {
                 name: "api-contracts".into(),
@@ -189,5 +281,134 @@ mod tests {
         for l in text.lines().skip(1) {
             assert!(l.chars().count() <= 100, "too wide: {l}");
         }
+        assert!(!text.contains("FLEET"), "no fleet section without a fleet");
+    }
+
+    /// The sample status with the sample fleet: three regions, each
+    /// observed by ns1 (this one), ns2 (up) and ns3 (stale).
+    fn fleet_sample(isolated: bool) -> Status {
+        let mut view = crate::fleet::view::sample();
+        view.isolated = isolated;
+        let mut status = sample();
+        let template = status.regions[0].clone();
+        status.regions = view
+            .regions
+            .iter()
+            .map(|r| RegionStatus {
+                name: r.region.clone(),
+                observers: crate::admin::status::observers(&r.region, Some(&view), None),
+                ..template.clone()
+            })
+            .collect();
+        status.fleet = Some(FleetStatus::of(&view));
+        status
+    }
+
+    #[test]
+    fn a_fleet_shows_every_instance_and_what_each_vantage_point_sees() {
+        let now = humantime::parse_rfc3339("2026-01-01T00:00:12Z").unwrap();
+        let text = render("http://127.0.0.1:9300", &fleet_sample(false), now);
+        let lines: Vec<&str> = text.lines().collect();
+        let row = |start: &str| {
+            lines
+                .iter()
+                .find(|l| l.starts_with(start))
+                .unwrap_or_else(|| panic!("no line starting {start:?} in:\n{text}"))
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            row("FLEET"),
+            [
+                "FLEET",
+                "ns1.us-east-1",
+                "(down_quorum",
+                "majority,",
+                "routing",
+                "3f2a9c1b7d4e,",
+                "3",
+                "peers)"
+            ]
+        );
+        // Every instance, this one first.
+        let first = lines
+            .iter()
+            .position(|l| l.starts_with("ns1.us-east-1"))
+            .unwrap();
+        assert_eq!(lines[first - 1].split_whitespace().next(), Some("INSTANCE"));
+        assert_eq!(
+            row("ns1.us-east-1"),
+            ["ns1.us-east-1", "up", "this", "one", "yes", "3f2a9c1b7d4e"]
+        );
+        assert_eq!(
+            row("ns2.eu-west-1"),
+            ["ns2.eu-west-1", "up", "0.4s", "ago", "yes", "3f2a9c1b7d4e"]
+        );
+        assert_eq!(
+            row("ns3.ap-southeast-1"),
+            [
+                "ns3.ap-southeast-1",
+                "stale",
+                "12s",
+                "ago",
+                "no",
+                "99aa00bb11cc"
+            ]
+        );
+        assert_eq!(
+            row("10.0.4.53"),
+            ["10.0.4.53", "unreachable", "never", "no", "-"]
+        );
+        assert!(!text.contains("isolated"), "{text}");
+
+        // Regions x vantage points: ns3 is stale, so not counted ("-").
+        assert_eq!(
+            row("OBSERVED BY"),
+            [
+                "OBSERVED",
+                "BY",
+                "ns1.us-east-1",
+                "ns2.eu-west-1",
+                "ns3.ap-southeast-1",
+                "10.0.4.53"
+            ]
+        );
+        let matrix = lines
+            .iter()
+            .position(|l| l.starts_with("OBSERVED BY"))
+            .unwrap();
+        let cells = |i: usize| lines[matrix + i].split_whitespace().collect::<Vec<_>>();
+        assert_eq!(cells(1), ["us-east-1", "up", "up", "-", "-"]);
+        assert_eq!(cells(2), ["eu-west-1", "up", "down", "-", "-"]);
+        assert_eq!(cells(3), ["ap-southeast-1", "up", "up", "-", "-"]);
+        // Columns line up under their instance.
+        let header = lines[matrix];
+        let at = header.find("ns2.eu-west-1").unwrap();
+        assert_eq!(&lines[matrix + 2][at..at + 4], "down");
+        for l in &lines[1..] {
+            assert!(l.chars().count() <= 100, "too wide: {l}");
+        }
+
+        let alone = render("http://127.0.0.1:9300", &fleet_sample(true), now);
+        assert!(alone.contains("\nisolated: deciding alone"), "{alone}");
+    }
+
+    #[test]
+    fn many_instances_still_fit_in_100_columns() {
+        let mut status = fleet_sample(false);
+        let fleet = status.fleet.as_mut().unwrap();
+        let peer = fleet.peers[0].clone();
+        for i in 0..9 {
+            let mut p = peer.clone();
+            p.instance = format!("ns{}.a-rather-long-region-name-{i}", i + 4);
+            fleet.peers.push(p);
+        }
+        let now = humantime::parse_rfc3339("2026-01-01T00:00:12Z").unwrap();
+        let text = render("http://127.0.0.1:9300", &status, now);
+        for l in text.lines().skip(1) {
+            assert!(l.chars().count() <= 100, "too wide: {l}");
+        }
+        assert_eq!(seen(Some(75.0)), "1m ago");
+        assert_eq!(seen(Some(-1.0)), "0.0s ago");
     }
 }

@@ -29,6 +29,8 @@ pub(super) struct File {
     pub records: Vec<Spanned<Record>>,
     #[serde(default)]
     pub notify: Vec<Spanned<Notify>>,
+    #[serde(default)]
+    pub fleet: Option<Spanned<Fleet>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,6 +170,57 @@ pub(super) struct Notify {
 pub enum NotifyFormat {
     Json,
     Alertmanager,
+}
+
+/// `[fleet]`: this instance's place among several that answer as one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Fleet {
+    pub instance: Spanned<String>,
+    pub listen: Spanned<String>,
+    #[serde(default)]
+    pub peers: Vec<Spanned<String>>,
+    pub ca_file: Spanned<String>,
+    pub cert_file: Spanned<String>,
+    pub key_file: Spanned<String>,
+    pub down_quorum: Option<Spanned<QuorumText>>,
+    pub peer_timeout: Option<Spanned<HumanDuration>>,
+}
+
+/// `down_quorum` as written: a word or a number, checked by validation so
+/// the error can list every form allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum QuorumText {
+    Word(String),
+    Number(i64),
+}
+
+impl<'de> Deserialize<'de> for QuorumText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(QuorumVisitor)
+    }
+}
+
+struct QuorumVisitor;
+
+impl serde::de::Visitor<'_> for QuorumVisitor {
+    type Value = QuorumText;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"majority\", \"all\", \"any\" or a number of vantage points")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<QuorumText, E> {
+        Ok(QuorumText::Word(text.to_owned()))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<QuorumText, E> {
+        Ok(QuorumText::Number(n))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<QuorumText, E> {
+        Ok(QuorumText::Number(i64::try_from(n).unwrap_or(i64::MAX)))
+    }
 }
 
 /// A duration written as text: `"30s"`, `"500ms"`, `"2m"`.

@@ -102,12 +102,12 @@ fn parse_errors_name_the_key_inside_arrays_of_tables() {
 
 #[test]
 fn an_unknown_table_after_records_is_a_top_level_key() {
-    let text = format!("{CONFIG}\n[fleet]\ninstance = \"ns1\"\n");
+    let text = format!("{CONFIG}\n[cluster]\ninstance = \"ns1\"\n");
     one_error(
         &text,
-        "fleet",
-        line_of(&text, "[fleet]"),
-        "unknown key `fleet`",
+        "cluster",
+        line_of(&text, "[cluster]"),
+        "unknown key `cluster`",
     );
 }
 

@@ -9,6 +9,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::{ControlError, Publisher};
 use crate::fleet::keeper::Keeper;
+use crate::fleet::view::{FleetView, FleetViews};
 use crate::health::Monitor;
 
 /// RFC 9018 suggests rotating the cookie secret regularly; the old one
@@ -19,7 +20,7 @@ pub struct ControlPlane {
     pub publisher: Arc<Publisher>,
     pub monitor: Arc<Monitor>,
     /// The fleet's state when `[fleet]` is set.
-    pub fleet: Option<Arc<Keeper>>,
+    pub(crate) fleet: Option<Arc<Keeper>>,
 }
 
 impl ControlPlane {
@@ -42,6 +43,11 @@ impl ControlPlane {
             monitor,
             fleet,
         }
+    }
+
+    /// The fleet as this instance sees it now; `None` without `[fleet]`.
+    pub fn fleet_view(&self) -> Option<FleetView> {
+        self.fleet.as_ref().map(|f| f.view())
     }
 
     /// Reloads config, zone and GeoIP database, then points the health

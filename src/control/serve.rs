@@ -15,7 +15,10 @@ use anyhow::Context;
 
 use super::{ControlPlane, Publisher};
 use crate::admin;
+use crate::fleet::keeper::{self, Keeper};
+use crate::fleet::transport;
 use crate::net::{tcp, udp};
+use crate::tls::peer::{PeerTls, certificate_names};
 
 /// Serves `config_path` until a stop signal. Errors carry what was being
 /// started; the caller reports them.
@@ -39,6 +42,20 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
     let admin_addr = config.server.admin_listen;
     let admin_listener = admin::bind(admin_addr)
         .with_context(|| format!("cannot bind the admin API on {admin_addr}"))?;
+    let fleet_listener = match &config.fleet {
+        Some(f) => Some(
+            std::net::TcpListener::bind(f.listen)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .with_context(|| format!("cannot bind the fleet endpoint on {}", f.listen))?,
+        ),
+        None => None,
+    };
+    let peer_tls = config
+        .fleet
+        .as_ref()
+        .map(PeerTls::load)
+        .transpose()
+        .context("cannot set up the fleet's TLS")?;
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -70,6 +87,10 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::from_std(admin_listener)
             .context("cannot serve the admin API")?;
         tokio::spawn(admin::serve(listener, plane.clone()));
+        if let (Some(keeper), Some(listener), Some(tls)) = (&plane.fleet, fleet_listener, &peer_tls)
+        {
+            start_fleet(keeper.clone(), &plane, listener, tls)?;
+        }
         let result = plane.run_until_stopped().await;
         plane.monitor.stop();
         result
@@ -80,5 +101,32 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
         let _ = t.join();
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// The fleet's peer endpoint, its pushes to every peer and the tick that
+/// lets peers go stale, all on the control plane's runtime.
+fn start_fleet(
+    keeper: Arc<Keeper>,
+    plane: &ControlPlane,
+    listener: std::net::TcpListener,
+    tls: &PeerTls,
+) -> anyhow::Result<()> {
+    let listener =
+        tokio::net::TcpListener::from_std(listener).context("cannot serve the fleet endpoint")?;
+    tokio::spawn(transport::serve(
+        listener,
+        tls.server_config(),
+        certificate_names,
+        keeper.clone(),
+    ));
+    transport::spawn_pushers(
+        keeper.peer_urls(),
+        tls.client_config(),
+        certificate_names,
+        keeper,
+    )
+    .context("cannot start pushing to the fleet's peers")?;
+    tokio::spawn(keeper::tick(plane.monitor.clone()));
     Ok(())
 }

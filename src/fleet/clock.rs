@@ -43,7 +43,8 @@ fn wall() -> u64 {
 }
 
 /// The wall-clock part of a clock time, in milliseconds since the epoch.
-pub(crate) fn millis(time: u64) -> u64 {
+#[cfg(test)]
+fn millis(time: u64) -> u64 {
     time >> COUNTER_BITS
 }
 

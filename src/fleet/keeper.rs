@@ -148,7 +148,7 @@ impl Keeper {
         inner.book.merge(&command);
         self.save(&inner.book);
         drop(inner);
-        self.changed.notify_one();
+        self.changed.notify_waiters();
         Ok((command, event))
     }
 
@@ -241,7 +241,7 @@ impl Keeper {
         if !winners.is_empty() {
             // Spread what we learnt: peers that cannot reach its author
             // get it from us.
-            self.changed.notify_one();
+            self.changed.notify_waiters();
         }
     }
 

@@ -10,9 +10,9 @@
 use serde::{Deserialize, Serialize};
 
 /// The most a message or an acknowledgement may take on the wire.
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 /// The most entries a message may list (observations, commands).
-pub const MAX_ENTRIES: usize = 1024;
+pub(crate) const MAX_ENTRIES: usize = 1024;
 
 /// One instance's state, pushed to every peer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,7 +99,7 @@ pub struct Stamp {
 /// The receiver's answer to a [`PeerMessage`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Ack {
+pub(crate) struct Ack {
     /// The receiver's `fleet.instance`; checked against its certificate.
     pub instance: String,
     /// The receiver's routing version after taking the message.

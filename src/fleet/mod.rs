@@ -10,13 +10,16 @@
 //! - `commands`, `clock`: last-writer-wins commands under a hybrid logical
 //!   clock;
 //! - [`message`]: what goes over the wire;
-//! - [`view`]: the fleet as status views show it.
+//! - [`view`]: the fleet as status views show it;
+//! - [`transport`]: the peer channel (the mutual-TLS endpoint and the
+//!   pushers to every peer).
 
 mod clock;
 mod commands;
-pub mod keeper;
-pub mod message;
-pub mod view;
+pub(crate) mod keeper;
+pub(crate) mod message;
+pub(crate) mod transport;
+pub(crate) mod view;
 
 use reqwest::Url;
 use tokio::sync::Notify;
@@ -26,7 +29,7 @@ use message::{Ack, PeerMessage};
 /// The fleet's state as the transport sees it: what to push, what to do
 /// with what arrives, and how each push went. Implemented by the fleet's
 /// state keeper; every call returns at once (no I/O, no waiting).
-pub trait Hub: Send + Sync + 'static {
+pub(crate) trait Hub: Send + Sync + 'static {
     /// Signalled when this instance's state changed and should be pushed
     /// now rather than at the next tick.
     fn changed(&self) -> &Notify;
@@ -57,7 +60,7 @@ pub enum Rejection {
 
 /// The outcome of one push, for the peer's state in views.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Pushed {
+pub(crate) enum Pushed {
     /// Delivered; the peer's identity was checked against its certificate.
     Acknowledged(Ack),
     /// The peer refused the message (stale, invalid, or our identity).

@@ -234,7 +234,7 @@ impl Monitor {
             let looked = inner.record.observe(index, &seen, Instant::now());
             let fast = inner.record.confirming_failure(index);
             if looked.flipped {
-                self.changed.notify_one();
+                self.changed.notify_waiters();
             }
             if let Some(t) = looked.transition {
                 let name = inner.record.regions()[index].name.clone();
@@ -481,11 +481,11 @@ pub struct PeerHeard {
 
 /// How often the fleet decides again without news, so a peer going stale
 /// counts within this of its `peer_timeout`.
-pub const REEVALUATE_EVERY: Duration = Duration::from_millis(250);
+pub(crate) const REEVALUATE_EVERY: Duration = Duration::from_millis(250);
 
 /// This instance's name: `fleet.instance`, else `server.nsid`, else
 /// `server.region`.
-pub fn instance_name(config: &Config) -> String {
+pub(crate) fn instance_name(config: &Config) -> String {
     match (&config.fleet, &config.server.nsid) {
         (Some(f), _) => f.instance.clone(),
         (None, Some(nsid)) => nsid.clone(),

@@ -127,14 +127,14 @@ impl HealthRecord {
     /// Makes the verdict the fleet's: this instance's observations counted
     /// with the peers' by `vantage`'s quorum. `None` makes it decide alone.
     /// Peers already heard are kept when the fleet stays the same.
-    pub fn set_vantage(&mut self, vantage: Option<Vantage>) {
+    pub(crate) fn set_vantage(&mut self, vantage: Option<Vantage>) {
         self.vantage = match (self.vantage.take(), vantage) {
             (Some(old), Some(new)) if old.own == new.own => Some(old.retuned(new)),
             (_, new) => new,
         };
     }
 
-    pub fn vantage(&self) -> Option<&Vantage> {
+    pub(crate) fn vantage(&self) -> Option<&Vantage> {
         self.vantage.as_ref()
     }
 
@@ -164,7 +164,7 @@ impl HealthRecord {
     }
 
     /// Takes one observation of the region at `index` by this instance.
-    pub fn observe(&mut self, index: usize, seen: &Observation, now: Instant) -> Looked {
+    pub(crate) fn observe(&mut self, index: usize, seen: &Observation, now: Instant) -> Looked {
         let rules = self.rules;
         let Some(region) = self.regions.get_mut(index) else {
             return Looked::default();
@@ -198,7 +198,7 @@ impl HealthRecord {
     }
 
     /// Takes a peer's message and decides every region again.
-    pub fn hear(
+    pub(crate) fn hear(
         &mut self,
         message: &PeerMessage,
         now: Instant,
@@ -211,7 +211,7 @@ impl HealthRecord {
     }
 
     /// Decides every region again: peers may have gone stale since.
-    pub fn reevaluate(&mut self, now: Instant) -> Vec<(String, Transition)> {
+    pub(crate) fn reevaluate(&mut self, now: Instant) -> Vec<(String, Transition)> {
         (0..self.regions.len())
             .filter_map(|i| {
                 self.decide(i, now)
@@ -246,7 +246,7 @@ impl HealthRecord {
     }
 
     /// This instance's own observation of every region, as peers get it.
-    pub fn own_observations(&self) -> Vec<Observed> {
+    pub(crate) fn own_observations(&self) -> Vec<Observed> {
         self.regions
             .iter()
             .map(|r| Observed {
@@ -260,7 +260,12 @@ impl HealthRecord {
 
     /// Every vantage point's observation of every region (this instance
     /// first, then the peers by name), for views.
-    pub fn observers(&self, own: &str, own_region: &str, now: Instant) -> Vec<RegionObservers> {
+    pub(crate) fn observers(
+        &self,
+        own: &str,
+        own_region: &str,
+        now: Instant,
+    ) -> Vec<RegionObservers> {
         self.regions
             .iter()
             .map(|r| {

@@ -12,7 +12,7 @@ use crate::fleet::message::{Observed, PeerMessage};
 
 /// What one peer last told us.
 #[derive(Debug, Clone)]
-pub struct Peer {
+pub(crate) struct Peer {
     /// Its `server.region`.
     pub region: String,
     pub heard: Instant,
@@ -25,7 +25,7 @@ pub struct Peer {
 
 /// How the fresh vantage points see one region.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Count {
+pub(crate) struct Count {
     /// Fresh vantage points, this instance included.
     pub fresh: usize,
     /// The fresh ones that observe the region down, by instance name.
@@ -33,13 +33,13 @@ pub struct Count {
 }
 
 impl Count {
-    pub fn reached(&self, quorum: Quorum) -> bool {
+    pub(crate) fn reached(&self, quorum: Quorum) -> bool {
         quorum_reached(quorum, self.down.len(), self.fresh)
     }
 }
 
 /// Whether `down` of `fresh` vantage points take a region out.
-pub fn quorum_reached(quorum: Quorum, down: usize, fresh: usize) -> bool {
+pub(crate) fn quorum_reached(quorum: Quorum, down: usize, fresh: usize) -> bool {
     if fresh == 0 || down == 0 {
         return false;
     }
@@ -53,7 +53,7 @@ pub fn quorum_reached(quorum: Quorum, down: usize, fresh: usize) -> bool {
 
 /// Every peer heard so far, and the rule that counts them.
 #[derive(Debug, Clone)]
-pub struct Vantage {
+pub(crate) struct Vantage {
     pub own: String,
     pub own_region: String,
     pub quorum: Quorum,
@@ -62,7 +62,7 @@ pub struct Vantage {
 }
 
 impl Vantage {
-    pub fn new(own: &str, own_region: &str, quorum: Quorum, timeout: Duration) -> Vantage {
+    pub(crate) fn new(own: &str, own_region: &str, quorum: Quorum, timeout: Duration) -> Vantage {
         Vantage {
             own: own.to_owned(),
             own_region: own_region.to_owned(),
@@ -73,7 +73,7 @@ impl Vantage {
     }
 
     /// This vantage with `new`'s rule and timeout, keeping the peers heard.
-    pub fn retuned(mut self, new: Vantage) -> Vantage {
+    pub(crate) fn retuned(mut self, new: Vantage) -> Vantage {
         self.own_region = new.own_region;
         self.quorum = new.quorum;
         self.timeout = new.timeout;
@@ -83,7 +83,7 @@ impl Vantage {
     /// Takes a peer's message unless it is not newer than the last one
     /// taken from that peer. A message claiming to be this instance is
     /// refused: two instances with one name would count twice.
-    pub fn hear(&mut self, message: &PeerMessage, now: Instant) -> Result<(), Rejection> {
+    pub(crate) fn hear(&mut self, message: &PeerMessage, now: Instant) -> Result<(), Rejection> {
         if message.instance == self.own {
             return Err(Rejection::Invalid(format!(
                 "{} is this instance's own name",
@@ -114,31 +114,31 @@ impl Vantage {
         Ok(())
     }
 
-    pub fn is_fresh(&self, peer: &Peer, now: Instant) -> bool {
+    pub(crate) fn is_fresh(&self, peer: &Peer, now: Instant) -> bool {
         now.saturating_duration_since(peer.heard) < self.timeout
     }
 
     /// Every peer heard so far, by name.
-    pub fn peers(&self) -> &BTreeMap<String, Peer> {
+    pub(crate) fn peers(&self) -> &BTreeMap<String, Peer> {
         &self.peers
     }
 
     /// The peers heard within `timeout`, by name.
-    pub fn fresh(&self, now: Instant) -> impl Iterator<Item = (&String, &Peer)> {
+    pub(crate) fn fresh(&self, now: Instant) -> impl Iterator<Item = (&String, &Peer)> {
         self.peers
             .iter()
             .filter(move |(_, p)| self.is_fresh(p, now))
     }
 
     /// Whether no peer is fresh: this instance decides alone.
-    pub fn isolated(&self, now: Instant) -> bool {
+    pub(crate) fn isolated(&self, now: Instant) -> bool {
         self.fresh(now).next().is_none()
     }
 
     /// How the fresh vantage points see `region`, given this instance's
     /// own observation. A fresh peer that does not probe the region (its
     /// config has no such region) does not count for it.
-    pub fn count(&self, region: &str, own_up: bool, now: Instant) -> Count {
+    pub(crate) fn count(&self, region: &str, own_up: bool, now: Instant) -> Count {
         let mut count = Count {
             fresh: 1,
             down: Vec::new(),
@@ -159,7 +159,7 @@ impl Vantage {
 
     /// Whether this instance is the fresh one whose name sorts first: the
     /// one that sends notifications, so a fleet pages once.
-    pub fn notifies(&self, now: Instant) -> bool {
+    pub(crate) fn notifies(&self, now: Instant) -> bool {
         self.fresh(now).all(|(name, _)| self.own < *name)
     }
 }

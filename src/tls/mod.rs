@@ -5,7 +5,11 @@
 //!
 //! The ring provider is passed explicitly to every builder: no
 //! process-wide default provider is assumed or installed.
+//!
+//! [`peer`] holds the fleet's mutual TLS: the only place where keiko-dns
+//! presents a certificate of its own.
 
+pub(crate) mod peer;
 mod roots;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +40,67 @@ pub(crate) enum TlsError {
     },
     #[error("TLS setup failed: {0}")]
     Setup(#[source] rustls::Error),
+    #[error("TLS setup failed: {0}")]
+    Verifier(#[source] rustls::server::VerifierBuilderError),
+    #[error("cannot read certificate file {}: {source}", path.display())]
+    CertFileRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("certificate file {} is not valid PEM: {reason}", path.display())]
+    CertFilePem { path: PathBuf, reason: String },
+    #[error("certificate file {} holds no certificate (expected PEM \"BEGIN CERTIFICATE\" blocks, this instance's first)", path.display())]
+    CertFileEmpty { path: PathBuf },
+    #[error("certificate file {}: the first certificate is not a usable X.509 certificate: {source}", path.display())]
+    CertFileParse {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error(
+        "certificate file {}: the first certificate does not carry {instance:?} as a DNS \
+         subject alternative name (or a wildcard name also covers it); issue it for exactly that name",
+        path.display()
+    )]
+    CertName { path: PathBuf, instance: String },
+    #[error(
+        "certificate file {}: not accepted under the fleet CA {} ({source}); it must be issued \
+         by that CA for both server and client authentication",
+        path.display(), ca_file.display()
+    )]
+    CertNotIssued {
+        path: PathBuf,
+        ca_file: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("cannot read key file {}: {source}", path.display())]
+    KeyFileRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("key file {} holds no private key (expected PEM \"BEGIN PRIVATE KEY\", PKCS#8): {reason}", path.display())]
+    KeyFilePem { path: PathBuf, reason: String },
+    #[error(
+        "key file {} is not PKCS#8 (\"BEGIN PRIVATE KEY\"); convert it with \
+         `openssl pkcs8 -topk8 -nocrypt -in OLD -out NEW`",
+        path.display()
+    )]
+    KeyFileNotPkcs8 { path: PathBuf },
+    #[error(
+        "key file {} is readable by group or others (mode {mode:03o}); run `chmod 600 {}`",
+        path.display(), path.display()
+    )]
+    KeyFileMode { path: PathBuf, mode: u32 },
+    #[error("key file {} is not the key of certificate file {}: {source}", key_file.display(), cert_file.display())]
+    KeyMismatch {
+        key_file: PathBuf,
+        cert_file: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
 }
 
 /// The client configuration of probes, webhooks and the CLI: the system

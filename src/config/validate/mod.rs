@@ -6,6 +6,7 @@
 //! zone file or the GeoIP database run here too, when [`Files::Read`] asks
 //! for them, against the files the config names.
 
+mod fleet;
 mod geo;
 mod health;
 mod notify;
@@ -31,7 +32,8 @@ pub(crate) use health::probe_target;
 /// Whether validation also reads the zone file and the GeoIP database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Files {
-    /// The config text alone (and its `health.ca_file`): for unit tests,
+    /// The config text alone (and its `health.ca_file` and `[fleet]`
+    /// certificate files): for unit tests,
     /// fuzzing and commands that never answer queries.
     ConfigOnly,
     /// Everything a snapshot is compiled from.
@@ -106,6 +108,7 @@ impl Validator<'_> {
         let residency = self.residency(file.residency);
         let records = self.records(file.records, &zone.origin);
         let notify = self.notify(file.notify);
+        let fleet = self.fleet(file.fleet, &server);
         if records.iter().any(|r| r.policy == Policy::Geo) && geoip.database.is_none() {
             self.err(
                 0..0,
@@ -131,7 +134,7 @@ impl Validator<'_> {
             regions,
             records,
             notify,
-            fleet: None,
+            fleet,
         }
     }
 
