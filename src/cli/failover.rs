@@ -53,7 +53,8 @@ fn drill(args: &Args) -> Result<(), ClientError> {
             });
         }
         let path = format!("/admin/regions/{}/state", segment(&args.region));
-        let _: serde_json::Value = client.post(&path, Some(&json!({ "state": state }))).await?;
+        let answer: serde_json::Value =
+            client.post(&path, Some(&json!({ "state": state }))).await?;
         // Printed only once the change is made: a refused drill shows no
         // table that reads as if something happened.
         println!("before ({}):", client.base());
@@ -66,6 +67,7 @@ fn drill(args: &Args) -> Result<(), ClientError> {
         } else {
             println!("\n{}: forced down", args.region);
         }
+        println!("{}", applied_on(&answer));
 
         let (after, settled) = settle(&client, &args.region, args.restore).await?;
         if !settled {
@@ -130,5 +132,55 @@ fn print_changes(before: &Status, after: &Status) {
     for (name, was, now) in changed {
         println!("  {name:<28} was {was}");
         println!("  {:<28} now {now}", "");
+    }
+}
+
+/// "applied on 3 of 3 instances: ..." from the POST's answer; a single
+/// instance is one of one.
+fn applied_on(answer: &serde_json::Value) -> String {
+    let names = |key: &str| -> Vec<String> {
+        answer
+            .get(key)
+            .and_then(serde_json::Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let (acked, pending) = (names("acknowledged_by"), names("pending"));
+    let total = (acked.len() + pending.len()).max(1);
+    let mut line = format!(
+        "applied on {} of {total} instance{}",
+        acked.len().max(1),
+        if total == 1 { "" } else { "s" }
+    );
+    if !acked.is_empty() {
+        line += &format!(": {}", acked.join(", "));
+    }
+    if !pending.is_empty() {
+        line += &format!(
+            "; not yet on {} (they apply it when reachable)",
+            pending.join(", ")
+        );
+    }
+    line
+}
+
+#[cfg(test)]
+mod applied_tests {
+    use super::applied_on;
+    use serde_json::json;
+
+    #[test]
+    fn says_on_how_many_instances_a_drill_is_applied() {
+        let fleet = json!({"acknowledged_by": ["ns1", "ns2"], "pending": ["ns3"]});
+        assert_eq!(
+            applied_on(&fleet),
+            "applied on 2 of 3 instances: ns1, ns2; not yet on ns3 (they apply it when reachable)"
+        );
+        let alone = json!({"acknowledged_by": ["ns1"], "pending": []});
+        assert_eq!(applied_on(&alone), "applied on 1 of 1 instance: ns1");
     }
 }

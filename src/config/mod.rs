@@ -52,7 +52,7 @@ pub struct Config {
 }
 
 /// `[fleet]`, validated: every file read and every peer URL parsed.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Fleet {
     /// This instance's name in the fleet: a DNS SAN of `cert_file`.
     pub instance: String,
@@ -82,6 +82,29 @@ pub enum Quorum {
     Any,
     /// At least N, or all of them when fewer than N are fresh.
     AtLeast(u32),
+}
+
+impl Fleet {
+    /// Whether `other` differs in what is only taken at start: identity,
+    /// endpoint, peers and certificates (quorum and timeout follow a
+    /// reload).
+    pub fn needs_restart_for(&self, other: &Fleet) -> bool {
+        (
+            &self.instance,
+            self.listen,
+            &self.peers,
+            &self.ca_file,
+            &self.cert_file,
+            &self.key_file,
+        ) != (
+            &other.instance,
+            other.listen,
+            &other.peers,
+            &other.ca_file,
+            &other.cert_file,
+            &other.key_file,
+        )
+    }
 }
 
 impl std::fmt::Display for Quorum {

@@ -54,13 +54,26 @@ impl ControlPlane {
     /// checker at the new regions. The old state keeps serving on error.
     pub async fn reload(&self) -> Result<(), Arc<ControlError>> {
         let publisher = self.publisher.clone();
+        let fleet_before = self.publisher.loaded().config.fleet.clone();
         // Compiling a large GeoIP database takes a while: off the runtime.
         let result = tokio::task::spawn_blocking(move || publisher.reload())
             .await
             .unwrap_or_else(|e| Err(ControlError::Panicked(e.to_string())));
         match result {
             Ok(()) => {
-                self.monitor.reconfigure(&self.publisher.loaded().config);
+                let config = self.publisher.loaded().config;
+                self.monitor.reconfigure(&config);
+                let restart = match (&fleet_before, &config.fleet) {
+                    (Some(old), Some(new)) => old.needs_restart_for(new),
+                    (None, None) => false,
+                    _ => true,
+                };
+                if restart {
+                    tracing::warn!(
+                        "[fleet] identity, endpoint, peers or certificates changed: \
+                         they take effect at the next restart (down_quorum and peer_timeout apply now)"
+                    );
+                }
                 Ok(())
             }
             Err(e) => Err(Arc::new(e)),
