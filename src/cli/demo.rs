@@ -17,7 +17,10 @@
 //! re-reads that copy, and with it the zone file and GeoIP database.
 //!
 //! This file also owns the hint a plain `serve` logs when the stand-ins it
-//! would probe are not running (docs/reference.md §1.2).
+//! would probe are not running (docs/reference.md §1.2). `demo --fleet`
+//! (three instances that answer as one) is in `demo/fleet.rs`.
+
+mod fleet;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
@@ -70,7 +73,18 @@ enum DemoError {
     NotUtf8 { path: PathBuf },
 }
 
-pub(super) fn run() -> ExitCode {
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Three instances that answer as one (ns1/ns2/ns3, each with its own
+    /// ports and stand-in endpoints) instead of one
+    #[arg(long)]
+    pub fleet: bool,
+}
+
+pub(super) fn run(args: &Args) -> ExitCode {
+    if args.fleet {
+        return fleet::run();
+    }
     let path = match super::find_config(None) {
         Ok(p) => p,
         Err(e) => {

@@ -80,9 +80,10 @@ pub enum Command {
     ///
     /// Serves the default config plus stand-in health endpoints on
     /// 127.0.0.1:18081-18083, and prints what to try: dig, status,
-    /// failover, making an endpoint fail.
+    /// failover, making an endpoint fail. With --fleet, three instances
+    /// that answer as one, each with its own stand-ins.
     #[command(after_help = EXIT_CODES_DEMO)]
-    Demo,
+    Demo(demo::Args),
     /// Fleet tools: `fleet certs` writes a CA and instance certificates for labs.
     Fleet(fleet::Args),
 }
@@ -97,9 +98,16 @@ const EXIT_CODES_DEMO: &str = "Binds 127.0.0.1:5300 (DNS), 127.0.0.1:9300 (admin
 127.0.0.1:18081-18083 (the stand-in endpoints: GET /health, POST /fail,
 POST /recover).
 
+With --fleet: three instances, ns1.us-east-1, ns2.eu-west-1 and
+ns3.ap-southeast-1, on 127.0.0.1 ports 5301-5303 (DNS), 9301-9303 (admin API)
+and 9441-9443 (peer endpoints), each probing its own stand-ins: 18181-18183
+for ns1, 18281-18283 for ns2, 18381-18383 for ns3. Certificates, configs,
+state and logs in the config's state_dir, under demo-fleet/.
+
 Exit codes:
   0  stopped by SIGTERM or SIGINT
-  1  the server could not start (e.g. port 5300 or 9300 taken)
+  1  the server could not start (e.g. port 5300 or 9300 taken), or with
+     --fleet an instance could not start or exited
   2  a stand-in endpoint port is taken";
 
 const EXIT_CODES_READMIT: &str = "Exit codes:
@@ -213,7 +221,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Readmit(args) => readmit::run(&args),
         Command::Test(args) => with_config("test", &args, client::EXIT_UNREACHABLE, test::run),
         Command::Explain(args) => explain::run(&args),
-        Command::Demo => demo::run(),
+        Command::Demo(args) => demo::run(&args),
         Command::Fleet(args) => fleet::run(&args),
     }
 }
