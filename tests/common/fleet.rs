@@ -18,7 +18,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use super::dns::addresses;
-use super::fixtures::{REGIONS, Region, config_with, default_zone, free_port, replace_once};
+use super::fixtures::{REGIONS, Region, config_with, default_zone, replace_once};
 use super::http::{HttpReply, WebhookSink};
 use super::process::{Server, binary, output_text, signal, wait_until};
 
@@ -143,7 +143,7 @@ impl TestFleet {
         let certs = FleetCerts::make(&INSTANCES);
         let mut fleet_ports = [0u16; 3];
         for i in 0..3 {
-            fleet_ports[i] = std::iter::repeat_with(free_port)
+            fleet_ports[i] = std::iter::repeat_with(peer_port)
                 .find(|p| !fleet_ports[..i].contains(p))
                 .unwrap();
         }
@@ -363,6 +363,24 @@ impl TestFleet {
         );
         reply.json()
     }
+}
+
+/// A port for a peer endpoint, free right now on 127.0.0.1. Drawn below
+/// Linux's ephemeral range (32768-60999), unlike [`free_port`]: the
+/// server's port retry cannot help here (every instance's config names
+/// every peer port), and in the ephemeral range an outgoing connection of
+/// a parallel test could take the port between this check and the bind.
+fn peer_port() -> u16 {
+    use std::hash::{BuildHasher, Hasher};
+    for _ in 0..1000 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u32(std::process::id());
+        let port = 20_000 + (h.finish() % 12_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000-31999 on 127.0.0.1 after 1000 tries");
 }
 
 /// The last `n` lines of `text`.
