@@ -23,6 +23,7 @@ use super::view::{FleetView, FleetViews, PeerState, PeerView};
 use super::{Hub, Pushed, Rejection};
 use crate::config::Fleet;
 use crate::control::Publisher;
+use crate::health::monitor::PeerHeard;
 use crate::health::{Event, Forced, Monitor, RecordError};
 
 /// How long the admin API waits for peers to acknowledge a command.
@@ -278,6 +279,17 @@ impl Hub for Keeper {
     fn receive(&self, message: PeerMessage) -> Result<Ack, Rejection> {
         self.monitor.hear(&message)?;
         self.take_commands(&message.commands);
+        let known = self
+            .lock()
+            .links
+            .values()
+            .any(|l| l.instance.as_deref() == Some(message.instance.as_str()));
+        if !known {
+            // A peer we have not reached yet is alive: push to it now
+            // rather than after its retry wait, so it gets our state and
+            // we learn which URL it is.
+            self.changed.notify_waiters();
+        }
         Ok(Ack {
             instance: self.instance.clone(),
             routing_version: self.routing_version(),
@@ -314,15 +326,23 @@ impl FleetViews for Keeper {
         let heard = self.monitor.peers_heard();
         let inner = self.lock();
         let mut peers: Vec<PeerView> = Vec::new();
-        let mut listed = Vec::new();
-        for (url, link) in &inner.links {
-            let name = link.instance.clone();
+        // Which heard peer each link is: known from its acknowledgements;
+        // before the first one, a single link not yet answered and a single
+        // peer heard but not matched can only be each other.
+        let mut names: Vec<Option<String>> =
+            inner.links.values().map(|l| l.instance.clone()).collect();
+        let unmatched: Vec<&PeerHeard> = heard
+            .iter()
+            .filter(|h| !names.iter().flatten().any(|n| *n == h.instance))
+            .collect();
+        let unnamed: Vec<usize> = (0..names.len()).filter(|&i| names[i].is_none()).collect();
+        if let ([only], [peer]) = (unnamed.as_slice(), unmatched.as_slice()) {
+            names[*only] = Some(peer.instance.clone());
+        }
+        for ((url, link), name) in inner.links.iter().zip(names.iter().cloned()) {
             let seen = name
                 .as_ref()
                 .and_then(|n| heard.iter().find(|h| &h.instance == n));
-            if let Some(n) = &name {
-                listed.push(n.clone());
-            }
             let state = match (seen, &link.last) {
                 (Some(h), _) if h.fresh => PeerState::Up,
                 (Some(_), _) => PeerState::Stale,
@@ -339,7 +359,10 @@ impl FleetViews for Keeper {
             });
         }
         // Peers that push to us but are not in our list still count.
-        for h in heard.iter().filter(|h| !listed.contains(&h.instance)) {
+        for h in heard
+            .iter()
+            .filter(|h| !names.iter().flatten().any(|n| *n == h.instance))
+        {
             peers.push(PeerView {
                 instance: h.instance.clone(),
                 url: String::new(),

@@ -135,9 +135,13 @@ impl Pusher {
                     () = tokio::time::sleep(PUSH_EVERY) => {}
                 }
             } else {
-                // Changes do not cut a retry short: the next push carries
-                // them anyway, and a dead peer is not tried faster.
-                tokio::time::sleep(retry).await;
+                // A change cuts the wait short: it may be news that the
+                // peer is back (the hub signals when an unknown peer is
+                // heard). Changes are rare, so a dead peer is not hammered.
+                tokio::select! {
+                    () = &mut changed => {}
+                    () = tokio::time::sleep(retry) => {}
+                }
                 retry = (retry * 2).min(MAX_RETRY);
             }
         }
