@@ -24,13 +24,18 @@ pub fn send_with_fds(socket: impl AsFd, data: &[u8], fds: &[BorrowedFd<'_>]) -> 
     if fds.len() > MAX_FDS {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
-            format!("{} descriptors in one message, at most {MAX_FDS}", fds.len()),
+            format!(
+                "{} descriptors in one message, at most {MAX_FDS}",
+                fds.len()
+            ),
         ));
     }
     let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
-        return Err(io::Error::other("descriptors do not fit the control buffer"));
+        return Err(io::Error::other(
+            "descriptors do not fit the control buffer",
+        ));
     }
     let sent = rustix::net::sendmsg(
         socket,
