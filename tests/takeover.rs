@@ -335,3 +335,86 @@ fn a_second_instance_refuses_to_start_and_the_first_loses_nothing() {
     assert_eq!(loss.lost, 0, "{loss:?}; log:\n{}", server.log());
     server.assert_alive();
 }
+
+/// A successor the server started (not this test's child, so `signal`
+/// does not apply), stopped when dropped, even when the test fails.
+struct Orphan(u32);
+
+impl Drop for Orphan {
+    fn drop(&mut self) {
+        stop_orphan(self.0);
+    }
+}
+
+/// SIGTERMs `pid` after checking it is the keiko-dns successor meant, and
+/// waits until it is gone (or a zombie of a parent that has exited);
+/// whether it went.
+fn stop_orphan(pid: u32) -> bool {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    if !String::from_utf8_lossy(&cmdline).contains("--takeover") {
+        return true;
+    }
+    // SAFETY: kill(2) takes no pointers; the pid was checked just above to
+    // be the successor this test started.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+    let gone = wait_until(Duration::from_secs(5), Duration::from_millis(10), || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit_once(") ").map(|(_, rest)| rest.chars().next());
+        matches!(state, None | Some(Some('Z'))).then_some(())
+    });
+    gone.is_some()
+}
+
+#[test]
+fn sigusr2_starts_a_successor_that_takes_over_and_tells_systemd() {
+    use std::os::unix::net::UnixDatagram;
+    let _serial = serial();
+    let ws = Workspace::new(&default_config(), &default_zone());
+    let dns = SocketAddr::from(([127, 0, 0, 1], ws.dns_port));
+    // systemd's side of NOTIFY_SOCKET.
+    let dir = tempfile::tempdir().unwrap();
+    let notify_path = dir.path().join("notify");
+    let notify = UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let next = || {
+        let mut buf = [0u8; 256];
+        let n = notify.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let mut old = serve_command(&ws, Path::new(binary()), &[], false)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .spawn()
+        .unwrap();
+    assert_eq!(next(), "READY=1", "{}", ws.log());
+
+    let load = start_load(dns, Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(1));
+    signal(old.id(), libc::SIGUSR2);
+    let main_pid = next();
+    let successor: u32 = main_pid
+        .strip_prefix("MAINPID=")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{main_pid:?}; log:\n{}", ws.log()));
+    let successor_guard = Orphan(successor);
+    let exited = wait_exit(&mut old, GRACE + Duration::from_secs(2));
+    let ready = next();
+    let loss = load.join().unwrap();
+    eprintln!(
+        "SIGUSR2 takeover: {} UDP queries, {} lost, longest gap {:?}",
+        loss.sent, loss.lost, loss.gap
+    );
+    let client = UdpClient::new(dns, Duration::from_secs(2));
+    let answered = client.try_exchange(&Message::query_for(ORIGIN, RecordType::SOA));
+    let stopped = stop_orphan(successor);
+    drop(successor_guard);
+    let log = ws.log();
+    assert!(stopped, "the successor {successor} did not stop on SIGTERM");
+    assert_ne!(successor, old.id());
+    assert_eq!(ready, "READY=1", "{log}");
+    assert!(exited.is_some_and(|(s, _)| s.success()), "{log}");
+    assert_eq!(loss.lost, 0, "{loss:?}; log:\n{log}");
+    assert!(answered.is_some(), "the successor answers; log:\n{log}");
+    assert!(log.contains("SIGUSR2: started a new process"), "{log}");
+}

@@ -257,6 +257,13 @@ pub fn spawn_child(ws: &Workspace, append: bool) -> Child {
 /// copy of the binary, for upgrades), stderr to `server.log` (appended to
 /// when `append`).
 pub fn spawn_serve(ws: &Workspace, program: &Path, extra: &[&str], append: bool) -> Child {
+    serve_command(ws, program, extra, append)
+        .spawn()
+        .expect("spawn keiko-dns")
+}
+
+/// The command [`spawn_serve`] runs, to add to before spawning it.
+pub fn serve_command(ws: &Workspace, program: &Path, extra: &[&str], append: bool) -> Command {
     let path = ws.path().join("server.log");
     if !append {
         fs::write(&path, "").expect("create log file");
@@ -267,19 +274,21 @@ pub fn spawn_serve(ws: &Workspace, program: &Path, extra: &[&str], append: bool)
         .append(true)
         .open(path)
         .expect("open log file");
-    Command::new(program)
+    let mut command = Command::new(program);
+    command
         .args(["serve", "--config"])
         .arg(ws.config_path())
         .args(extra)
         .current_dir(ws.path())
         .env_remove("KEIKO_ADMIN_TOKEN")
+        // A test server never talks to a systemd the tests run under.
+        .env_remove("NOTIFY_SOCKET")
         // Debug level would flood the log in the load tests.
         .env("KEIKO_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn keiko-dns")
+        .stderr(log);
+    command
 }
 
 impl Drop for Server {
