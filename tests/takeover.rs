@@ -298,6 +298,7 @@ fn a_second_instance_refuses_to_start_and_the_first_loses_nothing() {
 
     // The same config: the control socket answers, and says who.
     let (status, took, text) = second_serve(&server.ws, &server.ws.config_path());
+    eprintln!("second serve of the same config, exited in {took:?}:\n{text}");
     assert_eq!(status.code(), Some(1), "{text}");
     assert!(took < Duration::from_secs(1), "took {took:?}");
     assert!(
@@ -321,6 +322,7 @@ fn a_second_instance_refuses_to_start_and_the_first_loses_nothing() {
     )
     .unwrap();
     let (status, took, text) = second_serve(&server.ws, &other);
+    eprintln!("serve of another config on the same addresses, exited in {took:?}:\n{text}");
     assert_eq!(status.code(), Some(1), "{text}");
     assert!(took < Duration::from_secs(1), "took {took:?}");
     assert!(
