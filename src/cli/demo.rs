@@ -136,7 +136,11 @@ pub(super) fn run(args: &Args) -> ExitCode {
         return ExitCode::from(EXIT_UNREACHABLE);
     }
     print_guide(&loaded, &state_dir);
-    super::serve::run(&demo_config)
+    super::serve::run(
+        &demo_config,
+        &super::serve::Args::default(),
+        super::LogFormat::Text,
+    )
 }
 
 /// Writes `config` again into `state_dir`, with that as its `state_dir` and

@@ -43,8 +43,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the server (the default).
-    Serve(ConfigArg),
+    /// Run the server (the default), or take over a running one.
+    Serve(serve::Args),
     /// Validate config, zone file and GeoIP database without serving.
     Check(ConfigArg),
     /// Show a running server's regions, health, shares and recent events.
@@ -210,10 +210,13 @@ fn with_config(
 
 pub fn run(cli: Cli) -> ExitCode {
     init_logging(cli.log_format);
-    match cli.command.unwrap_or(Command::Serve(ConfigArg::default())) {
-        Command::Serve(args) => with_config("serve", &args, 1, |path| {
+    match cli
+        .command
+        .unwrap_or(Command::Serve(serve::Args::default()))
+    {
+        Command::Serve(args) => with_config("serve", &args.config, 1, |path| {
             demo::hint_if_stand_ins_are_missing(path);
-            serve::run(path)
+            serve::run(path, &args, cli.log_format)
         }),
         Command::Check(args) => with_config("check", &args, 1, check::run),
         Command::Status(args) => status::run(&args),

@@ -1,7 +1,9 @@
 //! Sockets only: binding, the per-core UDP loops and the TCP listener. No
 //! DNS logic lives here; every packet goes to [`crate::dataplane::Worker`].
-//! The system calls socket2 does not offer are in the `keiko-udp` crate.
+//! The system calls socket2 does not offer are in the `keiko-udp` crate;
+//! [`holder`] names the process that holds an address a bind found taken.
 
+pub(crate) mod holder;
 pub(crate) mod tcp;
 pub(crate) mod udp;
 

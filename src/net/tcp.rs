@@ -4,6 +4,12 @@
 //! query is closed to make room (RFC 7766 section 6.2.3), and a client that
 //! sends too slowly is closed, so idle or slow clients cannot lock others
 //! out. Runs on its own small runtime, apart from the control plane.
+//!
+//! A takeover drains it ([`TcpServer::drain`]): accepting stops (the
+//! listeners now belong to the new process, which accepts what is queued),
+//! each connection answers every query it has read and closes once no new
+//! one arrives within [`DRAIN_IDLE`], and whatever is still open when the
+//! grace period ends is closed.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -14,7 +20,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, watch};
 
 use super::client_ip;
 use crate::dataplane::{MAX_MESSAGE, Stats, Thread, Transport, Worker, unix_seconds};
@@ -57,12 +63,30 @@ pub(crate) fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// Accepts connections on `listener` until the task is dropped.
+/// How long a connection of a draining server waits for its next query
+/// before it closes: long enough for a client in mid-pipeline to send
+/// its next query, short enough to end well within the grace period.
+pub(crate) const DRAIN_IDLE: Duration = Duration::from_millis(500);
+
+/// Whether the server is draining; `Some(grace)` once it is.
+type Draining = watch::Receiver<Option<Duration>>;
+
+/// Resolves once `draining` says the server drains (never if the sender
+/// is gone without draining).
+async fn drain_started(draining: &mut Draining) {
+    if draining.wait_for(Option::is_some).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Accepts connections on `listener` until the server drains, then waits
+/// until every connection it accepted has closed.
 pub(crate) async fn serve(
     listener: std::net::TcpListener,
     table: Table,
     stats: Arc<Stats>,
     limits: Limits,
+    mut draining: Draining,
 ) {
     let listener = match TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -74,7 +98,11 @@ pub(crate) async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let idle = Arc::new(IdleList::default());
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = drain_started(&mut draining) => break,
+        };
+        let (stream, peer) = match accepted {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!(error = %e, "TCP accept failed");
@@ -95,15 +123,21 @@ pub(crate) async fn serve(
             Err(_) => continue,
         };
         let (table, stats, idle) = (table.clone(), stats.clone(), idle.clone());
+        let draining = draining.clone();
         tokio::spawn(async move {
             let rng = SmallRng::seed_from_u64(rand::random());
             let worker = Worker::new(Thread::Tcp, stats, rng);
-            if let Err(e) = connection(stream, peer, table, worker, limits, &idle).await {
+            if let Err(e) = connection(stream, peer, table, worker, limits, &idle, draining).await {
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop(permit);
         });
     }
+    // Draining: the listener closes here (its queue stays with the process
+    // that took it over); every slot back means every connection is done.
+    drop(listener);
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    let _ = slots.acquire_many(all).await;
 }
 
 async fn connection(
@@ -113,6 +147,7 @@ async fn connection(
     mut worker: Worker,
     limits: Limits,
     idle: &IdleList,
+    mut draining: Draining,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (read, write) = stream.into_split();
@@ -140,6 +175,12 @@ async fn connection(
                     Ok(Err(e)) => return Err(e),
                 },
                 () = waiting.evicted.notified() => return Ok(()),
+                // Draining: every query read is answered (and flushed
+                // above); close once the client has nothing more to send.
+                () = async {
+                    drain_started(&mut draining).await;
+                    tokio::time::sleep(DRAIN_IDLE).await;
+                } => return Ok(()),
             }
         }
         let mut len = [0u8; 2];
@@ -234,32 +275,70 @@ impl Drop for Waiting<'_> {
     }
 }
 
+/// The TCP thread, to be drained at a takeover.
+pub(crate) struct TcpServer {
+    thread: std::thread::JoinHandle<bool>,
+    drain: watch::Sender<Option<Duration>>,
+}
+
+impl TcpServer {
+    /// Stops accepting, lets connections finish for at most `grace`, and
+    /// returns once the thread is gone (every connection closed); whether
+    /// every connection had finished by itself within the grace period.
+    pub(crate) fn drain(self, grace: Duration) -> bool {
+        let _ = self.drain.send(Some(grace));
+        matches!(self.thread.join(), Ok(true))
+    }
+}
+
 /// Serves `listeners` on a thread of their own with its own runtime, so
 /// the control plane's work never delays TCP clients.
 pub(crate) fn spawn(
     listeners: Vec<std::net::TcpListener>,
     table: Table,
     stats: Arc<Stats>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
+) -> std::io::Result<TcpServer> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_name("dns-tcp")
         .build()?;
-    std::thread::Builder::new()
+    let (drain, draining) = watch::channel(None);
+    let thread = std::thread::Builder::new()
         .name("dns-tcp".into())
         .spawn(move || {
+            let mut grace = draining.clone();
             runtime.block_on(async move {
                 let tasks: Vec<_> = listeners
                     .into_iter()
                     .map(|l| {
-                        tokio::spawn(serve(l, table.clone(), stats.clone(), Limits::default()))
+                        let served = serve(
+                            l,
+                            table.clone(),
+                            stats.clone(),
+                            Limits::default(),
+                            draining.clone(),
+                        );
+                        tokio::spawn(served)
                     })
                     .collect();
-                for t in tasks {
-                    let _ = t.await;
+                let all_done = async {
+                    for t in tasks {
+                        let _ = t.await;
+                    }
+                };
+                tokio::pin!(all_done);
+                // Serving: the tasks end only when draining. Draining:
+                // they get the grace period, then the runtime is dropped
+                // with whatever connections are left.
+                tokio::select! {
+                    () = &mut all_done => return true,
+                    () = drain_started(&mut grace) => {}
                 }
-            });
-        })
+                let limit = grace.borrow().unwrap_or_default();
+                tokio::time::timeout(limit, all_done).await.is_ok()
+            })
+        })?;
+    Ok(TcpServer { thread, drain })
 }
 
 #[cfg(test)]

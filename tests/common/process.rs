@@ -4,6 +4,7 @@
 //! (SIGTERM, then SIGKILL) when the test is done with it.
 
 use std::fs;
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -177,6 +178,16 @@ impl Server {
             .unwrap_or_else(|log| panic!("keiko-dns did not restart; its log:\n{log}"))
     }
 
+    /// Starts `PROGRAM serve --takeover EXTRA...` on this workspace and
+    /// makes it this server's process; returns the process it takes over,
+    /// still running (see [`wait_exit`]).
+    pub fn take_over_with(&mut self, program: &Path, extra: &[&str]) -> Child {
+        let mut args = vec!["--takeover"];
+        args.extend_from_slice(extra);
+        let new = spawn_serve(&self.ws, program, &args, true);
+        std::mem::replace(&mut self.child, new)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -239,25 +250,45 @@ impl Server {
 /// Spawns `keiko-dns serve` on the workspace's config, stderr to
 /// `server.log` (appended to when `append`).
 pub fn spawn_child(ws: &Workspace, append: bool) -> Child {
+    spawn_serve(ws, Path::new(binary()), &[], append)
+}
+
+/// Spawns `PROGRAM serve --config <the workspace's config> EXTRA...` (a
+/// copy of the binary, for upgrades), stderr to `server.log` (appended to
+/// when `append`).
+pub fn spawn_serve(ws: &Workspace, program: &Path, extra: &[&str], append: bool) -> Child {
+    serve_command(ws, program, extra, append)
+        .spawn()
+        .expect("spawn keiko-dns")
+}
+
+/// The command [`spawn_serve`] runs, to add to before spawning it.
+pub fn serve_command(ws: &Workspace, program: &Path, extra: &[&str], append: bool) -> Command {
+    let path = ws.path().join("server.log");
+    if !append {
+        fs::write(&path, "").expect("create log file");
+    }
+    // Always appending: two processes write at once during a takeover.
     let log = fs::OpenOptions::new()
         .create(true)
-        .append(append)
-        .write(true)
-        .truncate(!append)
-        .open(ws.path().join("server.log"))
-        .expect("create log file");
-    Command::new(binary())
+        .append(true)
+        .open(path)
+        .expect("open log file");
+    let mut command = Command::new(program);
+    command
         .args(["serve", "--config"])
         .arg(ws.config_path())
+        .args(extra)
         .current_dir(ws.path())
         .env_remove("KEIKO_ADMIN_TOKEN")
+        // A test server never talks to a systemd the tests run under.
+        .env_remove("NOTIFY_SOCKET")
         // Debug level would flood the log in the load tests.
         .env("KEIKO_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("spawn keiko-dns")
+        .stderr(log);
+    command
 }
 
 impl Drop for Server {
@@ -276,6 +307,22 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits up to `timeout` for `child` to exit: its status and how long it
+/// took, or None (and the child is killed) if it did not.
+pub fn wait_exit(
+    child: &mut Child,
+    timeout: Duration,
+) -> Option<(std::process::ExitStatus, Duration)> {
+    let found = wait_until(timeout, Duration::from_millis(5), || {
+        child.try_wait().ok().flatten()
+    });
+    if found.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    found
 }
 
 /// Sends `sig` to `pid`, which must be a child of this test that has not
