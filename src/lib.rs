@@ -14,7 +14,7 @@ pub mod config;
 pub mod control;
 pub mod dataplane;
 mod explain;
-mod fleet;
+pub mod fleet;
 pub mod geo;
 pub mod guard;
 mod health;

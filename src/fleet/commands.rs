@@ -44,8 +44,11 @@ impl CommandBook {
     /// whether it won (and so must be applied).
     pub(crate) fn merge(&mut self, command: &Command) -> bool {
         let key = (command.region.clone(), slot(command.action));
+        // One instance never stamps two commands alike; should a peer do
+        // it anyway, the action decides, so every order of arrival ends
+        // the same.
         match self.winners.get(&key) {
-            Some(held) if held.stamp >= command.stamp => false,
+            Some(held) if (&held.stamp, held.action) >= (&command.stamp, command.action) => false,
             _ => {
                 self.winners.insert(key, command.clone());
                 true

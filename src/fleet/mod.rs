@@ -16,6 +16,8 @@
 
 mod clock;
 mod commands;
+#[doc(hidden)]
+pub mod fuzzing;
 pub(crate) mod keeper;
 pub(crate) mod message;
 pub(crate) mod transport;
