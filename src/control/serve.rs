@@ -74,8 +74,13 @@ pub fn serve(config_path: &Path) -> anyhow::Result<()> {
         shutdown.clone(),
     )
     .context("cannot start UDP workers")?;
-    tcp::spawn(tcp_listeners, publisher.table(), publisher.stats())
-        .context("cannot start the TCP thread")?;
+    tcp::spawn(
+        tcp_listeners,
+        publisher.table(),
+        publisher.stats(),
+        config.server.tcp_threads,
+    )
+    .context("cannot start the TCP thread")?;
     tracing::info!(
         dns = ?config.server.dns_listen,
         admin = %config.server.admin_listen,

@@ -3,7 +3,9 @@
 //!
 //! - [`Batch`]: `recvmmsg`/`sendmmsg`, so one system call moves up to
 //!   [`BATCH`] datagrams each way, with buffers that are allocated once;
-//! - [`omit_path_mtu_discovery`]: the `IP(V6)_MTU_DISCOVER` socket option.
+//! - [`omit_path_mtu_discovery`]: the `IP(V6)_MTU_DISCOVER` socket option;
+//! - [`release_free_memory`]: `malloc_trim`, for after bursts of
+//!   connections.
 //!
 //! This crate holds all of keiko-dns's `unsafe` code (the main crate
 //! forbids it), so that it can be read in one sitting: every `unsafe` block
@@ -12,7 +14,9 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod batch;
+mod memory;
 mod sockopt;
 
 pub use batch::{BATCH, Batch, RECV_SIZE};
+pub use memory::release_free_memory;
 pub use sockopt::omit_path_mtu_discovery;
