@@ -6,8 +6,8 @@
 //! within 1 MB of what it was before.
 //!
 //! Every test runs its own server; the limits asserted are the built-in
-//! ones (admin: 5 s for a request head or between requests, 10 s for a
-//! response the client does not read; DNS over TCP: 5 s for a query to
+//! ones (admin: 5 s for a request head or between requests, 5 s for a
+//! body, 10 s for a response the client does not read; DNS over TCP: 5 s for a query to
 //! arrive once started, 10 s idle or with its answers unread).
 
 // Test code: a failed unwrap is a failed test, and helpers shared through
@@ -26,6 +26,8 @@ use hickory_proto::rr::RecordType;
 
 /// The admin API's head (and keep-alive idle) limit.
 const ADMIN_HEAD: Duration = Duration::from_secs(5);
+/// How long a request body may take once its head has arrived.
+const ADMIN_BODY: Duration = Duration::from_secs(5);
 /// How long a response may go unread before the admin API closes.
 const ADMIN_WRITE: Duration = Duration::from_secs(10);
 /// DNS over TCP: how long a query may take once started.
@@ -242,6 +244,32 @@ fn admin_slow_headers_are_closed_at_the_head_deadline() {
     assert!(
         reply.is_empty() || status.starts_with("HTTP/1.1 431"),
         "an oversized head: {status}"
+    );
+    // A body that stops arriving is refused once its 5 s are up, and
+    // changes nothing.
+    let mut slow_body = connect(server.admin_addr());
+    slow_body
+        .write_all(
+            b"POST /admin/regions/us-east-1/state HTTP/1.1\r\nHost: x\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"state\":",
+        )
+        .unwrap();
+    let sent = Instant::now();
+    slow_body
+        .set_read_timeout(Some(ADMIN_BODY + SLACK))
+        .unwrap();
+    let mut reply = [0u8; 12];
+    slow_body.read_exact(&mut reply).expect("a refusal");
+    assert_eq!(
+        &reply,
+        b"HTTP/1.1 400",
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert!(sent.elapsed() >= ADMIN_BODY - Duration::from_millis(500));
+    assert_eq!(
+        server.region_status("us-east-1")["forced"],
+        serde_json::Value::Null
     );
     admin_serves_at_once(&server, "after slow headers");
     assert_rss_back(&server, before, "admin slow headers");
