@@ -196,7 +196,7 @@ fn growth(c: &mut Criterion) {
 
 /// From a health verdict to the new answer being what a worker loads.
 fn verdict_to_answer(c: &mut Criterion) {
-    let control = Publisher::start(&default_config(), 2).expect("starts");
+    let control = Publisher::start(&default_config()).expect("starts");
     let table: Arc<ArcSwap<Snapshot>> = control.table();
     let mut down = false;
     c.bench_function("health_verdict_to_new_snapshot", |b| {

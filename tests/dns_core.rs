@@ -357,6 +357,55 @@ fn negative_and_error_answers_over_udp_and_tcp() {
     }
 }
 
+/// The ISC DNS compliance checker's two opcode probes, over UDP and TCP:
+/// opcode 15 header-only, plain and with every flag bit set; and an
+/// unknown opcode with a question. NOTIMP each time, the opcode echoed, RD,
+/// CD, AA (and every other bit) clear, no records.
+#[test]
+fn unknown_opcodes_are_notimp_with_their_flags_clear() {
+    let server = Server::start_default();
+    let header_only = |flags: u16| {
+        let mut p = vec![0xbe, 0xef];
+        p.extend_from_slice(&flags.to_be_bytes());
+        p.extend_from_slice(&[0; 8]);
+        p
+    };
+    // TC, RD, RA, Z, AD, CD; and AA.
+    let every_flag = 0x0200 | 0x0100 | 0x0080 | 0x0040 | 0x0020 | 0x0010 | 0x0400;
+    let status_query = Message::query_for(&fqdn("status"), RecordType::A).bytes();
+    let cases = [
+        ("opcode", header_only(15 << 11), 15),
+        ("opcodeflg", header_only((15 << 11) | every_flag), 15),
+        ("NOTIFY with a question", with_opcode(status_query, 4), 4),
+    ];
+    for (what, packet, opcode) in &cases {
+        let mut stream = tcp_connect(server.dns_addr());
+        stream.write_all(&frame(packet)).unwrap();
+        let answers = [
+            ("UDP", server.raw_udp(packet)),
+            ("TCP", read_frame(&mut stream).ok()),
+        ];
+        for (transport, answer) in answers {
+            let what = format!("{what} over {transport}");
+            assert_raw_rcode(answer.clone(), packet, 4, &what);
+            let answer = answer.unwrap();
+            let flags = u16::from_be_bytes([answer[2], answer[3]]);
+            assert_eq!(
+                flags,
+                0x8000 | (opcode << 11) | 4,
+                "{what}: QR, the opcode and NOTIMP, nothing else ({flags:#06x})"
+            );
+            assert_eq!(answer[6..12], [0; 6], "{what}: no records");
+            let question = packet.len() - 12;
+            assert_eq!(answer.len(), 12 + question, "{what}: only the question");
+        }
+    }
+    // A QUERY without a question is still FORMERR, RD copied.
+    let answer = server.raw_udp(&header_only(0x0100));
+    assert_raw_rcode(answer.clone(), &header_only(0x0100), 1, "QDCOUNT 0");
+    assert_eq!(answer.unwrap()[2] & 0x01, 0x01, "RD copied for QUERY");
+}
+
 // ---------------------------------------------------------------------------
 // Transports
 // ---------------------------------------------------------------------------
@@ -777,4 +826,25 @@ fn health_probes_reach_the_loopback_stubs() {
     for r in REGIONS {
         assert!(!log.contains(&r.v4.to_string()), "probed {}?\n{log}", r.v4);
     }
+}
+
+/// Names of the server's UDP worker threads (`dns-udp-N`).
+fn udp_threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task list")
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.starts_with("dns-udp-"))
+        .count()
+}
+
+#[test]
+fn udp_workers_sets_the_number_of_udp_threads() {
+    let one = default_config().replacen("[server]\n", "[server]\nudp_workers = 1\n", 1);
+    let server = Server::start(&one, &default_zone());
+    assert_eq!(udp_threads(server.pid()), 1, "one worker on one address");
+    assert!(!addresses(&server.query_udp("api-contracts", RecordType::A)).is_empty());
+    let three = default_config().replacen("[server]\n", "[server]\nudp_workers = 3\n", 1);
+    let server = Server::start(&three, &default_zone());
+    assert_eq!(udp_threads(server.pid()), 3);
+    assert!(!addresses(&server.query_udp("api-contracts", RecordType::A)).is_empty());
 }

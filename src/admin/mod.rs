@@ -3,6 +3,7 @@
 //! It reads views of the control plane and sends it commands; it never
 //! touches the data plane.
 
+mod conn;
 pub(crate) mod metrics;
 mod page;
 pub(crate) mod status;
@@ -75,11 +76,10 @@ pub(crate) fn router(plane: Arc<ControlPlane>) -> Router {
         .with_state(App { plane })
 }
 
-/// Serves the admin API on `listener` until the task is dropped.
+/// Serves the admin API on `listener` until the task is dropped, with the
+/// limits of [`conn::Limits`] on every client.
 pub(crate) async fn serve(listener: tokio::net::TcpListener, plane: Arc<ControlPlane>) {
-    if let Err(e) = axum::serve(listener, router(plane)).await {
-        tracing::error!(error = %e, "admin API stopped");
-    }
+    conn::serve(listener, router(plane), conn::Limits::default()).await;
 }
 
 /// Binds the admin address (before anything starts, so a taken port is a

@@ -128,6 +128,23 @@ pub struct Server {
     pub nsid: Option<String>,
     pub version: Option<String>,
     pub cookie_secret: Option<[u8; 16]>,
+    /// `udp_workers` as written; `None` means one per available core (see
+    /// [`Server::udp_workers`]).
+    pub udp_workers: Option<usize>,
+    /// Threads serving DNS over TCP (1: one thread, as before the key).
+    pub tcp_threads: usize,
+}
+
+impl Server {
+    /// How many UDP worker threads to start, each with its own
+    /// `SO_REUSEPORT` socket per `dns_listen` address: the configured
+    /// count, else the cores this process may run on (2 when that cannot
+    /// be read). Taken at start; a reload does not change it.
+    pub fn udp_workers(&self) -> usize {
+        self.udp_workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
+        })
+    }
 }
 
 /// Secrets are never printed, even in debug output.
@@ -143,6 +160,8 @@ impl std::fmt::Debug for Server {
             .field("nsid", &self.nsid)
             .field("version", &self.version)
             .field("cookie_secret", &redacted(self.cookie_secret.is_some()))
+            .field("udp_workers", &self.udp_workers)
+            .field("tcp_threads", &self.tcp_threads)
             .finish()
     }
 }

@@ -46,6 +46,11 @@ pub(super) struct Server {
     pub version: Option<Spanned<String>>,
     /// RFC 7873 server cookie secret (32 hex digits); generated at start when unset.
     pub cookie_secret: Option<Spanned<String>>,
+    /// UDP worker threads (each with its own socket per address); the
+    /// available cores when unset.
+    pub udp_workers: Option<Spanned<i64>>,
+    /// Threads of the DNS-over-TCP runtime.
+    pub tcp_threads: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

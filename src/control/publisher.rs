@@ -54,9 +54,11 @@ impl Publisher {
     /// Loads `config_path` and publishes the first snapshot, every region
     /// healthy; the health monitor publishes remembered states before the
     /// data plane starts.
-    pub fn start(config_path: &Path, workers: usize) -> Result<Publisher, ControlError> {
+    /// One row of statistics per UDP worker (`server.udp_workers`, taken
+    /// at start) plus the TCP row.
+    pub fn start(config_path: &Path) -> Result<Publisher, ControlError> {
         let loaded = load(config_path)?;
-        let stats = Arc::new(Stats::new(workers));
+        let stats = Arc::new(Stats::new(loaded.config.server.udp_workers()));
         let compiled = Arc::new(Compiled::build(
             loaded.config.clone(),
             loaded.zone.clone(),

@@ -92,12 +92,14 @@ impl Sockets {
 /// Serves `config_path` until a stop signal or a takeover. Errors carry
 /// what was being started; the caller reports them.
 pub fn serve(config_path: &Path, options: &Options) -> anyhow::Result<()> {
-    let workers = std::thread::available_parallelism().map_or(2, usize::from);
     let publisher = Arc::new(
-        Publisher::start(config_path, workers)
+        Publisher::start(config_path)
             .with_context(|| format!("cannot start with {}", config_path.display()))?,
     );
     let config = publisher.loaded().config;
+    // Taken at start, like the listen addresses: the statistics have one
+    // row per worker.
+    let workers = config.server.udp_workers();
     let shutdown = Arc::new(AtomicBool::new(false));
     let control_path = takeover::socket_path(&config.server.state_dir);
 
@@ -170,8 +172,13 @@ pub fn serve(config_path: &Path, options: &Options) -> anyhow::Result<()> {
         shutdown.clone(),
     )
     .context("cannot start UDP workers")?;
-    let tcp_server = tcp::spawn(sockets.tcp, publisher.table(), publisher.stats())
-        .context("cannot start the TCP thread")?;
+    let tcp_server = tcp::spawn(
+        sockets.tcp,
+        publisher.table(),
+        publisher.stats(),
+        config.server.tcp_threads,
+    )
+    .context("cannot start the TCP thread")?;
     // Answering now: the process taken over may stop.
     let took_over = handover.is_some();
     if let Some(h) = handover {

@@ -99,8 +99,13 @@ impl Worker {
                 return false;
             }
             Err(Malformed::FormErr { question_end, edns }) => {
-                formerr(packet, question_end, edns, out);
+                unread_error(packet, Rcode::FormErr, question_end, edns, out);
                 steer.row().response(Rcode::FormErr);
+                return true;
+            }
+            Err(Malformed::NotImp { question_end, edns }) => {
+                unread_error(packet, Rcode::NotImp, question_end, edns, out);
+                steer.row().response(Rcode::NotImp);
                 return true;
             }
         }
@@ -178,13 +183,13 @@ impl Steer {
         if q.edns.as_ref().is_some_and(|e| e.version > 0) {
             return r.error(Rcode::BadVers, out);
         }
+        if q.opcode() != 0 {
+            return r.error(Rcode::NotImp, out);
+        }
         if !q.has_question {
             // RFC 7873 5.4: a cookie-only query gets just the cookie.
             r.header(0, false, [0, 0, 0], out);
             return Rcode::NoError;
-        }
-        if q.opcode() != 0 {
-            return r.error(Rcode::NotImp, out);
         }
         if q.tsig.is_some() {
             // No TSIG keys are configured, so every key is unknown (RFC 8945 5.2).
@@ -305,8 +310,7 @@ impl<'a> Response<'a> {
     /// Header with the question echoed as the client wrote it.
     fn header(&mut self, rcode: u8, aa: bool, counts: [u16; 3], out: &mut Vec<u8>) {
         let q = self.query;
-        let mut flags =
-            FLAG_QR | (q.flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | u16::from(rcode & 0xf);
+        let mut flags = FLAG_QR | echoed_flags(q.flags) | u16::from(rcode & 0xf);
         if aa {
             flags |= FLAG_AA;
         }
@@ -469,11 +473,30 @@ fn write_subnet(s: &ClientSubnet, scope: u8, out: &mut Vec<u8>) {
     out.extend_from_slice(&s.address[..s.address_len as usize]);
 }
 
-/// FORMERR for a query we could not fully read: the question is echoed only
-/// if it was readable, and an OPT is added if the query carried one.
-fn formerr(packet: &[u8], question_end: Option<usize>, edns: bool, out: &mut Vec<u8>) {
+/// The header bits a response copies from its query: the opcode always
+/// (RFC 1035 4.1.1); RD and CD only for QUERY, the one opcode they are
+/// defined for (RFC 6895 2), so a NOTIMP answer carries neither (as the
+/// ISC DNS compliance checker expects). AA, TC, RA, Z and AD are never
+/// copied.
+fn echoed_flags(query_flags: u16) -> u16 {
+    match query_flags & OPCODE_MASK {
+        0 => query_flags & (FLAG_RD | FLAG_CD),
+        opcode => opcode,
+    }
+}
+
+/// FORMERR or NOTIMP for a query we could not fully read: the question is
+/// echoed only if it was readable, and an OPT is added if the query
+/// carried one.
+fn unread_error(
+    packet: &[u8],
+    rcode: Rcode,
+    question_end: Option<usize>,
+    edns: bool,
+    out: &mut Vec<u8>,
+) {
     let flags = u16::from_be_bytes([packet[2], packet[3]]);
-    let flags = FLAG_QR | (flags & (OPCODE_MASK | FLAG_RD | FLAG_CD)) | 1;
+    let flags = FLAG_QR | echoed_flags(flags) | rcode.wire();
     out.extend_from_slice(&packet[..2]);
     out.extend_from_slice(&flags.to_be_bytes());
     let qd = u16::from(question_end.is_some());

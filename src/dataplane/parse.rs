@@ -5,8 +5,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::wire::{
-    FLAG_QR, HEADER_LEN, MAX_NAME, NameEnd, OPTION_COOKIE, OPTION_NSID, OPTION_SUBNET, TYPE_OPT,
-    TYPE_TSIG, walk_name,
+    FLAG_QR, HEADER_LEN, MAX_NAME, NameEnd, OPCODE_MASK, OPTION_COOKIE, OPTION_NSID, OPTION_SUBNET,
+    TYPE_OPT, TYPE_TSIG, walk_name,
 };
 
 /// A query the data plane can answer (possibly with an error code).
@@ -97,6 +97,14 @@ pub enum Malformed {
         question_end: Option<usize>,
         edns: bool,
     },
+    /// NOTIMP: an opcode other than QUERY, in a message that could not be
+    /// read as a query (more than one question, say). What can be echoed
+    /// is as for FORMERR: an opcode we do not implement makes no promise
+    /// about the sections' layout, so their shape is no reason for FORMERR.
+    NotImp {
+        question_end: Option<usize>,
+        edns: bool,
+    },
 }
 
 fn u16_at(p: &[u8], at: usize) -> Option<u16> {
@@ -135,7 +143,16 @@ pub fn parse(packet: &[u8], query: &mut Query) -> Result<(), Malformed> {
         return Err(Malformed::Drop);
     }
     let (qd, an, ns, ar) = (word(2), word(3), word(4), word(5));
-    let formerr = |question_end, edns| Malformed::FormErr { question_end, edns };
+    // RFC 1035 4.1.1 and RFC 6895 2: only QUERY is implemented; any other
+    // opcode is NOTIMP whatever its sections hold.
+    let query_opcode = flags & OPCODE_MASK == 0;
+    let formerr = |question_end, edns| {
+        if query_opcode {
+            Malformed::FormErr { question_end, edns }
+        } else {
+            Malformed::NotImp { question_end, edns }
+        }
+    };
     if qd > 1 {
         return Err(formerr(None, false));
     }
@@ -194,8 +211,10 @@ pub fn parse(packet: &[u8], query: &mut Query) -> Result<(), Malformed> {
         }
         at = rr.next;
     }
-    // Without a question only a cookie exchange makes sense (RFC 7873 5.4).
-    if !query.has_question && query.edns.as_ref().is_none_or(|e| e.cookie.is_none()) {
+    // Without a question only a cookie exchange makes sense (RFC 7873 5.4);
+    // other opcodes are answered NOTIMP, question or not.
+    if query_opcode && !query.has_question && query.edns.as_ref().is_none_or(|e| e.cookie.is_none())
+    {
         return Err(formerr(None, query.edns.is_some()));
     }
     Ok(())

@@ -355,6 +355,128 @@ fn other_opcodes_are_notimp() {
     let m = f.ask(&query);
     assert_eq!(m.metadata.response_code, ResponseCode::NotImp);
     assert!(m.answers.is_empty());
+    assert!(!m.metadata.recursion_desired, "RD is only for QUERY");
+    assert!(!m.metadata.authoritative);
+}
+
+/// Header bits of a response (the second header word).
+fn flags_of(out: &[u8]) -> u16 {
+    u16::from_be_bytes([out[2], out[3]])
+}
+
+/// A header-only message: ID 0x1234, `flags`, and `qd` questions announced
+/// but none present.
+fn header_only(flags: u16, qd: u16) -> Vec<u8> {
+    let mut p = vec![0x12, 0x34];
+    p.extend_from_slice(&flags.to_be_bytes());
+    p.extend_from_slice(&qd.to_be_bytes());
+    p.extend_from_slice(&[0; 6]);
+    p
+}
+
+/// What the ISC DNS compliance checker accepts as a refusal of an opcode:
+/// NOTIMP, the opcode and ID echoed, QR set and every other bit clear, and
+/// no records beyond the echoed question and OPT.
+fn assert_clean_notimp(out: &[u8], opcode: u16, what: &str) {
+    let flags = flags_of(out);
+    assert_eq!(&out[..2], &[0x12, 0x34], "{what}: ID echoed");
+    assert_eq!(
+        flags,
+        0x8000 | (opcode << 11) | 4,
+        "{what}: QR, opcode and NOTIMP only (flags {flags:#06x})"
+    );
+    assert_eq!(&out[6..10], &[0, 0, 0, 0], "{what}: no answer or authority");
+}
+
+#[test]
+fn notimp_clears_rd_cd_and_aa_whatever_the_query_set() {
+    let mut f = fixture();
+    // genreport's "opcodeflg": opcode 15, header only, with TC, RD, RA,
+    // CD, AD, AA and Z all set.
+    let every_flag = 0x0400 | 0x0200 | 0x0100 | 0x0080 | 0x0040 | 0x0020 | 0x0010;
+    let out = f
+        .raw(&header_only((15 << 11) | every_flag, 0), Transport::Udp)
+        .expect("an answer");
+    assert_clean_notimp(&out, 15, "opcode 15 with every flag");
+    assert_eq!(out.len(), 12, "header only, as asked");
+    // With a question, to an in-zone name that QUERY would answer with AA.
+    for opcode in [1u16, 2, 4, 5, 6, 15] {
+        let mut query = q("api-contracts.keiko.example.com", 1);
+        query.flags = (opcode << 11) | every_flag;
+        let wire = query.wire();
+        let out = f.raw(&wire, Transport::Udp).expect("an answer");
+        assert_clean_notimp(&out, opcode, &format!("opcode {opcode}"));
+        assert_eq!(&out[12..wire.len()], &wire[12..], "question echoed");
+        assert_eq!(out.len(), wire.len(), "nothing after the question");
+    }
+}
+
+#[test]
+fn unknown_opcodes_are_notimp_whatever_qdcount_is() {
+    let mut f = fixture();
+    // QDCOUNT 0 (FORMERR for QUERY without a cookie), 1 with no question
+    // present, and 2: NOTIMP each time, over both transports.
+    for transport in [Transport::Udp, Transport::Tcp] {
+        for qd in [0u16, 1, 2, 0xffff] {
+            let out = f
+                .raw(&header_only((15 << 11) | 0x0100, qd), transport)
+                .expect("an answer");
+            assert_clean_notimp(&out, 15, &format!("QDCOUNT {qd} over {transport:?}"));
+            assert_eq!(&out[4..6], &[0, 0], "no question to echo");
+        }
+    }
+    // Two readable questions, and an OPT record in the question.
+    let mut two = q("api-contracts.keiko.example.com", 1).wire();
+    two[5] = 2;
+    two[2] |= 5 << 3;
+    assert_clean_notimp(&f.raw(&two, Transport::Udp).unwrap(), 5, "QDCOUNT 2");
+    let mut opt_question = q("keiko.example.com", TYPE_OPT);
+    opt_question.flags = 4 << 11;
+    let out = f.raw(&opt_question.wire(), Transport::Udp).unwrap();
+    assert_clean_notimp(&out, 4, "OPT as the question type");
+    // The same queries with opcode QUERY keep their FORMERR.
+    let out = f.raw(&header_only(0x0100, 0), Transport::Udp).unwrap();
+    assert_eq!(flags_of(&out) & 0xf, 1, "QUERY without a question: FORMERR");
+    assert_ne!(flags_of(&out) & 0x0100, 0, "FORMERR to QUERY copies RD");
+    let mut two = q("api-contracts.keiko.example.com", 1).wire();
+    two[5] = 2;
+    assert_eq!(flags_of(&f.raw(&two, Transport::Udp).unwrap()) & 0xf, 1);
+}
+
+#[test]
+fn notimp_keeps_the_edns_rules() {
+    let mut f = fixture();
+    // OPT in the query: OPT in the answer, the NSID and cookie as for any
+    // answer; an EDNS version above 0 is still BADVERS.
+    let mut query = q("api-contracts.keiko.example.com", 1)
+        .option(3, &[])
+        .option(10, b"abcdefgh");
+    query.flags = (2 << 11) | 0x0110;
+    let out = f.raw(&query.wire(), Transport::Udp).unwrap();
+    assert_clean_notimp(&out, 2, "opcode 2 with EDNS");
+    let m = Message::from_vec(&out).unwrap();
+    let edns = m.edns.as_ref().expect("OPT iff asked");
+    assert!(
+        edns.option(hickory_proto::rr::rdata::opt::EdnsCode::NSID)
+            .is_some()
+    );
+    let mut query = q("api-contracts.keiko.example.com", 1).ttl(1 << 16);
+    query.flags = 2 << 11;
+    let m = Message::from_vec(&f.raw(&query.wire(), Transport::Udp).unwrap()).unwrap();
+    assert_eq!(u16::from(m.metadata.response_code), 16, "BADVERS");
+    // Header only with a cookie and an unknown opcode: NOTIMP, not the
+    // cookie exchange QUERY gets.
+    let mut p = header_only(15 << 11, 0);
+    p[11] = 1;
+    p.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 12, 0, 10, 0, 8]);
+    p.extend_from_slice(b"abcdefgh");
+    let out = f.raw(&p, Transport::Udp).unwrap();
+    assert_clean_notimp(&out, 15, "header-only cookie query, opcode 15");
+    // NOTIMP is counted as such.
+    let row = f.worker.row();
+    let notimp = row.responses[stats::RCODES.iter().position(|r| *r == "NOTIMP").unwrap()]
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(notimp >= 2, "NOTIMP counted: {notimp}");
 }
 
 #[test]

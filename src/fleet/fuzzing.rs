@@ -70,10 +70,12 @@ mod tests {
     #[test]
     fn garbage_and_a_real_message_go_through() {
         super::peer_message(b"not json");
-        super::peer_message(br#"{"instance":"ns2","region":"eu-west-1","incarnation":1,"seq":1,
+        super::peer_message(
+            br#"{"instance":"ns2","region":"eu-west-1","incarnation":1,"seq":1,
             "routing_version":"v","observations":[{"region":"us-east-1","up":false,
             "latency_seconds":null,"last_check":null}],"commands":[
             {"region":"us-east-1","action":"down","stamp":{"time":5,"instance":"ns2"}},
-            {"region":"us-east-1","action":"up","stamp":{"time":5,"instance":"ns2"}}]}"#);
+            {"region":"us-east-1","action":"up","stamp":{"time":5,"instance":"ns2"}}]}"#,
+        );
     }
 }

@@ -3,7 +3,10 @@
 //! the cap is reached the connection that has waited longest for its next
 //! query is closed to make room (RFC 7766 section 6.2.3), and a client that
 //! sends too slowly is closed, so idle or slow clients cannot lock others
-//! out. Runs on its own small runtime, apart from the control plane.
+//! out. What a connection queues is bounded too: a client that does not
+//! read its answers is read no further, and closed when they stay unread
+//! past the idle limit. Runs on its own small runtime (one thread, or
+//! `server.tcp_threads`), apart from the control plane.
 //!
 //! A takeover drains it ([`TcpServer::drain`]): accepting stops (the
 //! listeners now belong to the new process, which accepts what is queued),
@@ -11,14 +14,17 @@
 //! one arrives within [`DRAIN_IDLE`], and whatever is still open when the
 //! grace period ends is closed.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, watch};
 
@@ -97,6 +103,7 @@ pub(crate) async fn serve(
     };
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let idle = Arc::new(IdleList::default());
+    let burst = Arc::new(Burst::default());
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -122,8 +129,10 @@ pub(crate) async fn serve(
             }
             Err(_) => continue,
         };
-        let (table, stats, idle) = (table.clone(), stats.clone(), idle.clone());
+        let (table, stats, idle, burst) =
+            (table.clone(), stats.clone(), idle.clone(), burst.clone());
         let draining = draining.clone();
+        let open = burst.opened();
         tokio::spawn(async move {
             let rng = SmallRng::seed_from_u64(rand::random());
             let worker = Worker::new(Thread::Tcp, stats, rng);
@@ -131,6 +140,7 @@ pub(crate) async fn serve(
                 tracing::debug!(%peer, error = %e, "TCP connection ended");
             }
             drop(permit);
+            drop(open);
         });
     }
     // Draining: the listener closes here (its queue stays with the process
@@ -150,13 +160,28 @@ async fn connection(
     mut draining: Draining,
 ) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    let (read, write) = stream.into_split();
-    let mut read = BufReader::new(read);
-    // Responses collect here and leave together when the client's
-    // pipeline is drained.
-    let mut write = BufWriter::new(write);
-    let mut query = vec![0u8; MAX_MESSAGE];
-    let mut response = Vec::with_capacity(MAX_MESSAGE);
+    // A connection costs no buffer until its client sends something: an
+    // idle flood holds little memory, and leaves little behind.
+    {
+        let waiting = idle.enter();
+        tokio::select! {
+            ready = tokio::time::timeout(limits.idle, stream.readable()) => match ready {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(_) => return Ok(()),
+            },
+            () = waiting.evicted.notified() => return Ok(()),
+        }
+    }
+    let (read, mut write) = stream.into_split();
+    let mut read = BufReader::with_capacity(READ_BUFFER, read);
+    // Grows to the largest query this client has sent (most are under
+    // 512 bytes), instead of holding 64 KiB for every connection.
+    let mut query = Vec::new();
+    // Framed answers not yet handed to the socket: they leave together
+    // when the client's pipeline is drained, or as soon as they reach
+    // MAX_PENDING, so the queue never holds more than that and one answer.
+    let mut pending = Vec::new();
     let client = client_ip(peer);
     let too_slow =
         |what: &'static str| move |_| std::io::Error::new(std::io::ErrorKind::TimedOut, what);
@@ -164,9 +189,7 @@ async fn connection(
         if read.buffer().is_empty() {
             // About to wait for the client: send what pipelined queries
             // produced first, in as few segments as possible.
-            tokio::time::timeout(limits.read, write.flush())
-                .await
-                .map_err(too_slow("client reads too slowly"))??;
+            send(&mut write, &mut pending, limits).await?;
             let waiting = idle.enter();
             tokio::select! {
                 got = tokio::time::timeout(limits.idle, read.fill_buf()) => match got {
@@ -187,32 +210,76 @@ async fn connection(
         tokio::time::timeout(limits.read, read.read_exact(&mut len))
             .await
             .map_err(too_slow("query arrived too slowly"))??;
-        let packet = &mut query[..u16::from_be_bytes(len) as usize];
+        let len = usize::from(u16::from_be_bytes(len));
+        if query.len() < len {
+            query.resize(len, 0);
+        }
+        let packet = &mut query[..len];
         tokio::time::timeout(limits.read, read.read_exact(packet))
             .await
             .map_err(too_slow("query arrived too slowly"))??;
         // Each query is a batch of one: the clock is read once per query.
         let now = unix_seconds();
-        if !worker.answer(
-            &table.load(),
-            now,
-            packet,
-            client,
-            Transport::Tcp,
-            &mut response,
-        ) {
+        // The answer is copied out before anything awaits: another
+        // connection on this thread writes the same scratch buffer.
+        let answered = SCRATCH.with_borrow_mut(|response| {
+            if !worker.answer(&table.load(), now, packet, client, Transport::Tcp, response) {
+                return false;
+            }
+            pending.extend_from_slice(&(response.len() as u16).to_be_bytes());
+            pending.extend_from_slice(response);
+            true
+        });
+        if !answered {
             return Ok(());
         }
-        let framed = async {
-            write
-                .write_all(&(response.len() as u16).to_be_bytes())
-                .await?;
-            write.write_all(&response).await
-        };
-        tokio::time::timeout(limits.read, framed)
-            .await
-            .map_err(too_slow("client reads too slowly"))??;
+        // A client that does not read its answers is read no further: the
+        // queue goes to the socket (whose own buffer takes what it can)
+        // before another query is read.
+        if pending.len() >= MAX_PENDING {
+            send(&mut write, &mut pending, limits).await?;
+        }
     }
+}
+
+/// Hands the queued answers to the socket, closing the connection (an
+/// error) when the client leaves them unread past its idle limit; then
+/// gives back what a burst made the queue grow to.
+async fn send(
+    write: &mut OwnedWriteHalf,
+    pending: &mut Vec<u8>,
+    limits: Limits,
+) -> std::io::Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    tokio::time::timeout(limits.idle, write.write_all(pending))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client leaves its answers unread",
+            )
+        })??;
+    pending.clear();
+    pending.shrink_to(KEPT_PENDING);
+    Ok(())
+}
+
+/// Unsent answers one connection may queue: past this the server reads
+/// none of its queries until the socket has taken them.
+pub(crate) const MAX_PENDING: usize = 16 * 1024;
+/// What an idle connection keeps of its queue between bursts.
+const KEPT_PENDING: usize = 4 * 1024;
+/// The read buffer of a connection: several pipelined queries.
+const READ_BUFFER: usize = 4 * 1024;
+
+thread_local! {
+    /// The answer being written, one per TCP thread: answers are written
+    /// here (never allocating, as on UDP) and copied to their
+    /// connection's queue, so a connection does not hold 64 KiB of its
+    /// own.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(MAX_MESSAGE));
 }
 
 /// How long an accept waits for an evicted connection to give up its slot.
@@ -291,17 +358,73 @@ impl TcpServer {
     }
 }
 
+/// Open connections, and the most open since freed memory was last given
+/// back: when a burst of connections (an idle flood, say) has mostly
+/// closed, the memory its connections used is returned to the system, as
+/// `free` alone would leave much of it resident (allocations that outlive
+/// the burst pin the heap).
+#[derive(Default)]
+pub(crate) struct Burst {
+    open: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+/// One open connection of a [`Burst`]; closes it when dropped.
+pub(crate) struct Open(Arc<Burst>);
+
+impl Burst {
+    /// Connections fewer than this are not a burst worth a trim.
+    const LARGE: usize = 64;
+
+    pub(crate) fn opened(self: &Arc<Self>) -> Open {
+        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        self.peak.fetch_max(open, Ordering::Relaxed);
+        Open(self.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        let burst = &self.0;
+        let open = burst.open.fetch_sub(1, Ordering::Relaxed) - 1;
+        let peak = burst.peak.load(Ordering::Relaxed);
+        // Down to an eighth of a large peak: the burst is over. Once per
+        // burst (the peak restarts from here), so it costs nothing per
+        // connection.
+        if peak >= Burst::LARGE
+            && open <= peak / 8
+            && burst
+                .peak
+                .compare_exchange(peak, open, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            keiko_udp::release_free_memory();
+        }
+    }
+}
+
 /// Serves `listeners` on a thread of their own with its own runtime, so
-/// the control plane's work never delays TCP clients.
+/// the control plane's work never delays TCP clients. With `threads` above
+/// 1 (`server.tcp_threads`) that runtime has as many worker threads, which
+/// share the connections; with 1 it runs on the one thread.
 pub(crate) fn spawn(
     listeners: Vec<std::net::TcpListener>,
     table: Table,
     stats: Arc<Stats>,
+    threads: usize,
 ) -> std::io::Result<TcpServer> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .thread_name("dns-tcp")
-        .build()?;
+    let runtime = if threads > 1 {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .enable_all()
+            .thread_name("dns-tcp")
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("dns-tcp")
+            .build()?
+    };
     let (drain, draining) = watch::channel(None);
     let thread = std::thread::Builder::new()
         .name("dns-tcp".into())

@@ -6,6 +6,8 @@
 //! - [`omit_path_mtu_discovery`]: the `IP(V6)_MTU_DISCOVER` socket option;
 //! - [`send_with_fds`]/[`recv_with_fds`]: passing open sockets to another
 //!   process (`SCM_RIGHTS`), through rustix's safe wrappers.
+//! - [`release_free_memory`]: `malloc_trim`, for after bursts of
+//!   connections.
 //!
 //! This crate holds all of keiko-dns's `unsafe` code (the main crate
 //! forbids it), so that it can be read in one sitting: every `unsafe` block
@@ -15,8 +17,10 @@
 
 mod batch;
 mod fdpass;
+mod memory;
 mod sockopt;
 
 pub use batch::{BATCH, Batch, RECV_SIZE};
 pub use fdpass::{MAX_FDS, recv_with_fds, send_with_fds};
+pub use memory::release_free_memory;
 pub use sockopt::omit_path_mtu_discovery;

@@ -13,6 +13,12 @@ use super::super::schema;
 use super::super::{RateLimit, Server};
 use super::Validator;
 
+/// Upper bounds that only catch typos: each UDP worker is a thread with a
+/// socket per address, so a count far past any machine's cores is a
+/// mistake, not a tuning.
+const MAX_UDP_WORKERS: i64 = 1024;
+const MAX_TCP_THREADS: i64 = 256;
+
 impl Validator<'_> {
     pub(super) fn server(&mut self, s: schema::Server, token_env: Option<String>) -> Server {
         let mut dns_listen = Vec::new();
@@ -94,6 +100,12 @@ impl Validator<'_> {
                     None
                 }
             });
+        let udp_workers = s
+            .udp_workers
+            .map(|n| self.int_in(&n, "server.udp_workers", 1, MAX_UDP_WORKERS) as usize);
+        let tcp_threads = s.tcp_threads.map_or(1, |n| {
+            self.int_in(&n, "server.tcp_threads", 1, MAX_TCP_THREADS) as usize
+        });
         Server {
             dns_listen,
             admin_listen,
@@ -103,6 +115,8 @@ impl Validator<'_> {
             nsid,
             version: s.version.map(Spanned::into_inner),
             cookie_secret,
+            udp_workers,
+            tcp_threads,
         }
     }
 
@@ -218,6 +232,58 @@ mod tests {
             line_of(&text, "dns_listen"),
             "not an address with a port",
         );
+    }
+
+    #[test]
+    fn worker_counts_default_to_the_cores_and_one_tcp_thread() {
+        let c = Config::parse(Path::new("/k.toml"), super::super::super::tests::CONFIG).unwrap();
+        assert_eq!(c.server.udp_workers, None);
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        assert_eq!(c.server.udp_workers(), cores);
+        assert_eq!(c.server.tcp_threads, 1);
+    }
+
+    #[test]
+    fn worker_counts_are_taken_as_written() {
+        let text = replace("[zone]", "udp_workers = 3\ntcp_threads = 2\n\n[zone]");
+        let c = Config::parse(Path::new("/k.toml"), &text).unwrap();
+        assert_eq!(c.server.udp_workers, Some(3));
+        assert_eq!(c.server.udp_workers(), 3);
+        assert_eq!(c.server.tcp_threads, 2);
+    }
+
+    #[test]
+    fn worker_counts_must_be_at_least_one() {
+        for key in ["udp_workers", "tcp_threads"] {
+            let text = replace("[zone]", &format!("{key} = 0\n\n[zone]"));
+            one_error(
+                &text,
+                &format!("server.{key}"),
+                line_of(&text, &format!("{key} = 0")),
+                "allowed: 1 to",
+            );
+            let text = replace("[zone]", &format!("{key} = -4\n\n[zone]"));
+            one_error(
+                &text,
+                &format!("server.{key}"),
+                line_of(&text, &format!("{key} = -4")),
+                "out of range",
+            );
+        }
+        let text = replace("[zone]", "udp_workers = 100000\n\n[zone]");
+        one_error(
+            &text,
+            "server.udp_workers",
+            line_of(&text, "udp_workers"),
+            "allowed: 1 to 1024",
+        );
+        // A count is a whole number: text or a fraction is a type error
+        // that names the key's line.
+        for bad in ["\"4\"", "2.5"] {
+            let text = replace("[zone]", &format!("tcp_threads = {bad}\n\n[zone]"));
+            let found = super::super::super::tests::errors(&text);
+            assert_eq!(found[0].line, line_of(&text, "tcp_threads"), "{found:?}");
+        }
     }
 
     #[test]
