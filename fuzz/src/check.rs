@@ -290,7 +290,25 @@ pub fn check(query: &[u8], response: Option<&[u8]>, udp: bool) {
     if q.counts[0] == 1 && q.question.is_some() && r_rcode != 1 && w.counts[0] != 1 {
         fail("answer without the question".into());
     }
-    if q.counts[0] > 1 && r_rcode != 1 {
+    // RFC 1035 4.1.1, RFC 6895 2: only QUERY is implemented. Any other
+    // opcode is NOTIMP (BADVERS first when EDNS says so) whatever the
+    // sections hold, with AA, RD and CD clear: they are defined for QUERY.
+    let opcode = (q.flags >> 11) & 0xf;
+    // FORMERR, and NOTIMP for another opcode (its FORMERR, as it were),
+    // answer from the header alone: they may leave out what they could
+    // not read (OPT, its DO bit).
+    let unread = r_rcode == 1 || (opcode != 0 && r_rcode == 4);
+    if opcode != 0 {
+        if r_rcode != 4 && r_rcode != 16 {
+            fail(format!("opcode {opcode} answered {r_rcode}, not NOTIMP"));
+        }
+        if w.flags & (0x0400 | 0x0100 | 0x0010) != 0 {
+            fail(format!(
+                "NOTIMP with AA, RD or CD set (flags {:#06x})",
+                w.flags
+            ));
+        }
+    } else if q.counts[0] > 1 && r_rcode != 1 {
         fail("QDCOUNT > 1 must be FORMERR".into());
     }
     // Size limit on UDP.
@@ -329,7 +347,7 @@ pub fn check(query: &[u8], response: Option<&[u8]>, udp: bool) {
         }
         if let Some(qo) = &q.opt
             && ro.flags & 0x8000 != qo.flags & 0x8000
-            && r_rcode != 1
+            && !unread
         {
             fail("DO not echoed".into());
         }
@@ -369,7 +387,7 @@ pub fn check(query: &[u8], response: Option<&[u8]>, udp: bool) {
             if re.source == 0 && re.scope != 0 {
                 fail("ECS scope must be 0 when the source prefix is 0".into());
             }
-        } else if r_rcode != 1
+        } else if !unread
             && q.opt.as_ref().is_some_and(|o| {
                 o.options_ok
                     && o.count(8) == 1
@@ -380,8 +398,8 @@ pub fn check(query: &[u8], response: Option<&[u8]>, udp: bool) {
         {
             fail("valid ECS not echoed".into());
         }
-    } else if r_rcode != 1 && q.opt.is_some() {
-        fail("query had OPT, answer (not FORMERR) has none".into());
+    } else if !unread && q.opt.is_some() {
+        fail("query had OPT, answer (not FORMERR or NOTIMP) has none".into());
     }
     if r_rcode > 0xf && w.opt.is_none() {
         fail("extended rcode without OPT".into());
