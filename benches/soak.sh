@@ -18,7 +18,8 @@
 # SOAK_QPS, SOAK_MODE, BASELINE_SECONDS, TCP_CLIENTS, TCP_CONNS_PER_SECOND,
 # SAMPLE_SECONDS, RELOAD_EVERY, TAKEOVER_EVERY, FLAP_EVERY,
 # FLAP_DOWN_SECONDS, FORCE_EVERY, HEALTH_WINDOW, CHANGE_MARGIN,
-# RSS_SLOPE_LIMIT, FD_SLOPE_LIMIT, THREAD_SLOPE_LIMIT: their defaults are in
+# RSS_SLOPE_LIMIT, RSS_NOISE_KIB, FD_SLOPE_LIMIT, THREAD_SLOPE_LIMIT, WARMUP_RELOADS,
+# WARMUP_EVENTS: their defaults are in
 # examples/soak/main.rs). KEIKO_BIN and SOAK_DRIVER name prebuilt binaries;
 # otherwise both are built with the bench profile (the release settings,
 # and the artifacts `cargo bench --no-run` already built). KEEP=1 keeps
@@ -53,7 +54,7 @@ cleanup() {
       fi
     done <"$SOAK_DIR/server.pids"
   fi
-  if [ "$rc" -eq 0 ] && [ -z "${KEEP:-}" ]; then
+  if { [ "$rc" -eq 0 ] && [ -z "${KEEP:-}" ]; } || rmdir "$SOAK_DIR" 2>/dev/null; then
     rm -rf "$SOAK_DIR"
   else
     echo "soak: config, server log and report kept in $SOAK_DIR" >&2
