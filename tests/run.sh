@@ -34,3 +34,7 @@ cargo clippy --locked --all-targets -- -D warnings
 cargo check --locked --manifest-path fuzz/Cargo.toml --bins
 cargo bench --no-run --locked
 cargo test --locked "$@"
+# The 2-minute soak (benches/README.md): it reuses the release build that
+# `cargo bench --no-run` made above (the bench profile is the release one),
+# so only its driver, examples/soak, is compiled here.
+SOAK_SECONDS=120 BASELINE_SECONDS=10 benches/soak.sh
