@@ -433,3 +433,63 @@ fn dns_tcp_clients_that_never_read_are_bounded_and_closed() {
     dns_tcp_serves_at_once(&server, "after clients that never read");
     assert_rss_back(&server, before, "DNS non-reading clients");
 }
+
+/// The fleet's TLS handshake limit (src/fleet/transport.rs).
+const PEER_HANDSHAKE: Duration = Duration::from_secs(5);
+
+/// Connects from `source` (another loopback address), so the flood does
+/// not share the per-address cap with the peers, which all come from
+/// 127.0.0.1 here.
+fn connect_from(source: std::net::Ipv4Addr, addr: SocketAddr) -> Option<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    assert!(source.is_loopback() && addr.ip().is_loopback());
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
+    socket.bind(&SocketAddr::from((source, 0)).into()).ok()?;
+    socket
+        .connect_timeout(&addr.into(), Duration::from_secs(2))
+        .ok()?;
+    Some(socket.into())
+}
+
+#[test]
+fn peer_endpoint_floods_and_stalled_handshakes_are_closed_and_the_fleet_holds() {
+    let fleet = common::fleet::TestFleet::start(common::fleet::FleetOptions::default());
+    let node = fleet.node(0);
+    std::thread::sleep(Duration::from_millis(500));
+    let before = resident_kib(node.pid());
+    let started = Instant::now();
+    // 300 connections from 30 addresses that never start TLS, and some
+    // that start a ClientHello and stall.
+    let mut idle: Vec<TcpStream> = Vec::new();
+    for i in 0..300u32 {
+        let source = std::net::Ipv4Addr::new(127, 0, 1, 2 + (i % 30) as u8);
+        if let Some(mut s) = connect_from(source, fleet.peer_addr(0)) {
+            if i % 10 == 0 {
+                let _ = s.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]);
+            }
+            idle.push(s);
+        }
+    }
+    assert!(!idle.is_empty(), "no flood connection was accepted at all");
+    // Meanwhile the fleet stays formed: the peers' pushes still arrive.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(fleet.not_formed(0), None, "the fleet broke under the flood");
+    assert_all_closed(
+        &mut idle,
+        (PEER_HANDSHAKE + SLACK).saturating_sub(started.elapsed()),
+        "idle peer-endpoint connections",
+    );
+    eprintln!(
+        "{} idle peer-endpoint connections closed after {:?}",
+        idle.len(),
+        started.elapsed()
+    );
+    drop(idle);
+    assert_eq!(fleet.not_formed(0), None, "the fleet broke after the flood");
+    let after = rss_settles(node, before);
+    eprintln!("peer endpoint flood: RSS {before} KiB before, {after} KiB after");
+    assert!(
+        after <= before + RSS_MARGIN_KIB,
+        "peer endpoint flood: RSS {before} KiB -> {after} KiB"
+    );
+}
