@@ -2,6 +2,10 @@
 //! throwaway CAs made here, a recording [`Hub`] on each side, the real
 //! endpoint and the real pushers. Timing bounds are loose multiples of the
 //! channel's own figures (1 s tick, 200 ms first retry, 2 s timeout).
+//!
+//! Long on purpose: every refusal the peer endpoint makes (TLS version,
+//! issuer, identity, size, sequence, slow and stalled clients) and every
+//! retry rule of the pushers is a case here, over one shared PKI and hub.
 
 use super::*;
 
