@@ -81,24 +81,32 @@ pub struct Args {
     pub fleet: bool,
 }
 
+/// The config the demo serves, found as `serve` finds it, and loaded;
+/// `None` (with the reason printed, prefixed by `who`) when it cannot be.
+fn load_config(who: &str) -> Option<crate::control::Loaded> {
+    let path = match super::find_config(None) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{who}: {e}");
+            return None;
+        }
+    };
+    match crate::control::load(&path) {
+        Ok(loaded) => Some(loaded),
+        Err(e) => {
+            eprintln!("{e}");
+            eprintln!("{who}: cannot start with {}", path.display());
+            None
+        }
+    }
+}
+
 pub(super) fn run(args: &Args) -> ExitCode {
     if args.fleet {
         return fleet::run();
     }
-    let path = match super::find_config(None) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("keiko-dns demo: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let loaded = match crate::control::load(&path) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{e}");
-            eprintln!("keiko-dns demo: cannot start with {}", path.display());
-            return ExitCode::from(1);
-        }
+    let Some(loaded) = load_config("keiko-dns demo") else {
+        return ExitCode::from(1);
     };
     let state_dir = loaded.config.server.state_dir.join(STATE_SUBDIR);
     if let Err(e) = std::fs::create_dir_all(&state_dir) {

@@ -114,23 +114,8 @@ struct Instance {
 }
 
 pub(super) fn run() -> ExitCode {
-    let path = match super::super::find_config(None) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("keiko-dns demo --fleet: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let loaded = match crate::control::load(&path) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("{e}");
-            eprintln!(
-                "keiko-dns demo --fleet: cannot start with {}",
-                path.display()
-            );
-            return ExitCode::from(1);
-        }
+    let Some(loaded) = super::load_config("keiko-dns demo --fleet") else {
+        return ExitCode::from(1);
     };
     let base = loaded.config.server.state_dir.join(STATE_SUBDIR);
     let prepared = prepare(&loaded.config, &base);
