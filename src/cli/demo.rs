@@ -155,6 +155,25 @@ pub(super) fn run(args: &Args) -> ExitCode {
 /// every other path absolute (they were relative to the original's
 /// folder), and returns where.
 fn write_demo_config(config: &Config, state_dir: &Path) -> Result<PathBuf, DemoError> {
+    let table = relocated(config, state_dir)?;
+    let body = toml::to_string(&table)?;
+    let out = state_dir.join(CONFIG_COPY);
+    let text = format!(
+        "# Written by `keiko-dns demo` from {}: the same config with its own\n\
+         # state_dir and absolute paths. Edit the original, not this copy.\n\n{body}",
+        config.path.display()
+    );
+    std::fs::write(&out, text).map_err(|source| DemoError::Write {
+        path: out.clone(),
+        source,
+    })?;
+    Ok(out)
+}
+
+/// `config`'s file as a TOML table that works from anywhere: `state_dir`
+/// replaced, every other path made absolute (they were relative to the
+/// original's folder).
+fn relocated(config: &Config, state_dir: &Path) -> Result<toml::Table, DemoError> {
     let text = std::fs::read_to_string(&config.path).map_err(|source| DemoError::Read {
         path: config.path.clone(),
         source,
@@ -171,18 +190,7 @@ fn write_demo_config(config: &Config, state_dir: &Path) -> Result<PathBuf, DemoE
     if let Some(ca) = &config.health.ca_file {
         set_path(&mut table, "health", "ca_file", ca)?;
     }
-    let body = toml::to_string(&table)?;
-    let out = state_dir.join(CONFIG_COPY);
-    let text = format!(
-        "# Written by `keiko-dns demo` from {}: the same config with its own\n\
-         # state_dir and absolute paths. Edit the original, not this copy.\n\n{body}",
-        config.path.display()
-    );
-    std::fs::write(&out, text).map_err(|source| DemoError::Write {
-        path: out.clone(),
-        source,
-    })?;
-    Ok(out)
+    Ok(table)
 }
 
 /// Sets `[section] key` to `path` (the section exists: the config was

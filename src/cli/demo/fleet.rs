@@ -25,7 +25,7 @@ use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use super::super::client::EXIT_UNREACHABLE;
-use super::{CONNECT, DemoError, NAME, command_name, endpoints, set_path};
+use super::{CONNECT, DemoError, NAME, command_name, endpoints};
 use crate::config::Config;
 use crate::control::Loaded;
 
@@ -239,22 +239,7 @@ fn write_config(
     i: usize,
 ) -> Result<PathBuf, FleetDemoError> {
     let (name, region) = INSTANCES[i];
-    let text = std::fs::read_to_string(&config.path).map_err(|source| DemoError::Read {
-        path: config.path.clone(),
-        source,
-    })?;
-    let mut table: toml::Table = toml::from_str(&text).map_err(|source| DemoError::Parse {
-        path: config.path.clone(),
-        source,
-    })?;
-    set_path(&mut table, "server", "state_dir", &base.join(name))?;
-    set_path(&mut table, "zone", "file", &config.zone.file)?;
-    if let Some(db) = &config.geoip.database {
-        set_path(&mut table, "geoip", "database", db)?;
-    }
-    if let Some(ca) = &config.health.ca_file {
-        set_path(&mut table, "health", "ca_file", ca)?;
-    }
+    let mut table = super::relocated(config, &base.join(name))?;
     let string = |s: String| toml::Value::String(s);
     if let Some(toml::Value::Table(server)) = table.get_mut("server") {
         server.insert(
