@@ -7,7 +7,6 @@
 //! closed to make room. So slow, idle or non-reading clients cannot hold
 //! the API away from an operator.
 
-use std::collections::BTreeMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -27,6 +26,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 
+use crate::net::slots::{self, IdleList};
 use crate::net::tcp::Burst;
 
 /// What one client may take of the admin API.
@@ -60,8 +60,6 @@ impl Default for Limits {
 pub(crate) const MAX_HEAD: usize = 16 * 1024;
 /// Header fields in one request.
 const MAX_HEADERS: usize = 64;
-/// How long an accept waits for an evicted connection to give up its slot.
-const EVICTION_GRACE: Duration = Duration::from_millis(500);
 /// How long to wait after `accept` fails (out of file descriptors, say),
 /// so the loop does not spin.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(10);
@@ -70,7 +68,7 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(10);
 /// closes every connection.
 pub(crate) async fn serve(listener: TcpListener, router: Router, limits: Limits) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let idle = Arc::new(IdleSet::default());
+    let idle = Arc::new(IdleList::default());
     let burst = Arc::new(Burst::default());
     // Owning the connection tasks here means dropping `serve` ends them.
     let mut connections = JoinSet::new();
@@ -88,20 +86,11 @@ pub(crate) async fn serve(listener: TcpListener, router: Router, limits: Limits)
                 continue;
             }
         };
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            // Full: make room by closing the connection that has waited
-            // longest for a request; if every one is busy, refuse this one.
-            Err(_) if idle.evict_oldest() => {
-                match tokio::time::timeout(EVICTION_GRACE, slots.clone().acquire_owned()).await {
-                    Ok(Ok(permit)) => permit,
-                    _ => continue,
-                }
-            }
-            Err(_) => {
-                tracing::debug!(%peer, "admin API: every connection busy; refused");
-                continue;
-            }
+        // Full: the connection that has waited longest for a request makes
+        // room; if every one is busy, this one is refused.
+        let Some(permit) = slots::admit(&slots, &idle).await else {
+            tracing::debug!(%peer, "admin API: every connection busy; refused");
+            continue;
         };
         let (router, idle) = (router.clone(), idle.clone());
         let open = burst.opened();
@@ -122,7 +111,7 @@ async fn connection(
     stream: TcpStream,
     router: Router,
     limits: Limits,
-    idle: Arc<IdleSet>,
+    idle: Arc<IdleList>,
 ) -> Result<(), hyper::Error> {
     // Answers are small and whole: send them without waiting for more.
     let _ = stream.set_nodelay(true);
@@ -177,48 +166,17 @@ async fn connection(
     }
 }
 
-/// Connections waiting for a request (or for the rest of its head), oldest
-/// first.
-#[derive(Default)]
-struct IdleSet {
-    inner: Mutex<IdleInner>,
-}
-
-#[derive(Default)]
-struct IdleInner {
-    next: u64,
-    waiting: BTreeMap<u64, Arc<Notify>>,
-}
-
-impl IdleSet {
-    fn lock(&self) -> std::sync::MutexGuard<'_, IdleInner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Tells the longest-waiting connection to close; false if none waits.
-    fn evict_oldest(&self) -> bool {
-        match self.lock().waiting.pop_first() {
-            Some((_, evicted)) => {
-                // A stored permit wakes the connection whenever it looks.
-                evicted.notify_one();
-                true
-            }
-            None => false,
-        }
-    }
-}
-
 /// One connection's place in the idle set: in it from the start and
 /// whenever a response is ready, out of it while a request is handled and
 /// once the connection is gone.
 struct Place {
-    set: Arc<IdleSet>,
+    set: Arc<IdleList>,
     evicted: Arc<Notify>,
     ticket: Mutex<Option<u64>>,
 }
 
 impl Place {
-    fn new(set: Arc<IdleSet>) -> Place {
+    fn new(set: Arc<IdleList>) -> Place {
         let place = Place {
             set,
             evicted: Arc::new(Notify::new()),
@@ -236,17 +194,13 @@ impl Place {
     fn idle(&self) {
         let mut ticket = self.ticket();
         if ticket.is_none() {
-            let mut set = self.set.lock();
-            let number = set.next;
-            set.next += 1;
-            set.waiting.insert(number, self.evicted.clone());
-            *ticket = Some(number);
+            *ticket = Some(self.set.join(&self.evicted));
         }
     }
 
     fn busy(&self) {
         if let Some(number) = self.ticket().take() {
-            self.set.lock().waiting.remove(&number);
+            self.set.leave(number);
         }
     }
 }
@@ -409,7 +363,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_longest_waiting_connection_is_evicted_and_busy_ones_never() {
-        let set = Arc::new(IdleSet::default());
+        let set = Arc::new(IdleList::default());
         let (first, second) = (Place::new(set.clone()), Place::new(set.clone()));
         first.busy();
         assert!(set.evict_oldest(), "the second waits");
@@ -421,12 +375,12 @@ mod tests {
         first.idle();
         assert!(set.evict_oldest());
         drop((first, second));
-        assert!(set.lock().waiting.is_empty());
+        assert!(set.is_empty());
     }
 
     #[tokio::test]
     async fn a_rejoining_connection_goes_to_the_back() {
-        let set = Arc::new(IdleSet::default());
+        let set = Arc::new(IdleList::default());
         let (a, b) = (Place::new(set.clone()), Place::new(set.clone()));
         a.busy();
         a.idle();

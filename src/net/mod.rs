@@ -4,6 +4,7 @@
 //! [`holder`] names the process that holds an address a bind found taken.
 
 pub(crate) mod holder;
+pub(crate) mod slots;
 pub(crate) mod tcp;
 pub(crate) mod udp;
 

@@ -15,10 +15,9 @@
 //! grace period ends is closed.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::SeedableRng;
@@ -26,9 +25,10 @@ use rand::rngs::SmallRng;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 
 use super::client_ip;
+use super::slots::{self, IdleList};
 use crate::dataplane::{MAX_MESSAGE, Stats, Thread, Transport, Worker, unix_seconds};
 use crate::snapshot::Table;
 
@@ -117,17 +117,10 @@ pub(crate) async fn serve(
                 continue;
             }
         };
-        let permit = match slots.clone().try_acquire_owned() {
-            Ok(p) => p,
-            // Full: make room by closing the longest-idle connection; if
-            // every connection is busy, refuse this one (RFC 7766 6.2.2).
-            Err(_) if idle.evict_oldest() => {
-                match tokio::time::timeout(EVICTION_GRACE, slots.clone().acquire_owned()).await {
-                    Ok(Ok(p)) => p,
-                    _ => continue,
-                }
-            }
-            Err(_) => continue,
+        // Full: the longest-idle connection makes room; if every one is
+        // busy, this one is refused (RFC 7766 6.2.2).
+        let Some(permit) = slots::admit(&slots, &idle).await else {
+            continue;
         };
         let (table, stats, idle, burst) =
             (table.clone(), stats.clone(), idle.clone(), burst.clone());
@@ -282,66 +275,6 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = RefCell::new(Vec::with_capacity(MAX_MESSAGE));
 }
 
-/// How long an accept waits for an evicted connection to give up its slot.
-const EVICTION_GRACE: Duration = Duration::from_millis(500);
-
-/// Connections waiting for their next query, oldest first.
-#[derive(Default)]
-struct IdleList {
-    inner: Mutex<IdleInner>,
-}
-
-#[derive(Default)]
-struct IdleInner {
-    next: u64,
-    waiting: BTreeMap<u64, Arc<Notify>>,
-}
-
-/// A connection's place in the idle list; leaves it when dropped.
-struct Waiting<'a> {
-    list: &'a IdleList,
-    ticket: u64,
-    evicted: Arc<Notify>,
-}
-
-impl IdleList {
-    fn lock(&self) -> std::sync::MutexGuard<'_, IdleInner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn enter(&self) -> Waiting<'_> {
-        let mut inner = self.lock();
-        let ticket = inner.next;
-        inner.next += 1;
-        let evicted = Arc::new(Notify::new());
-        inner.waiting.insert(ticket, evicted.clone());
-        Waiting {
-            list: self,
-            ticket,
-            evicted,
-        }
-    }
-
-    /// Tells the longest-waiting connection to close; false if none waits.
-    fn evict_oldest(&self) -> bool {
-        match self.lock().waiting.pop_first() {
-            Some((_, evicted)) => {
-                // A stored permit wakes the connection even if it is not
-                // awaiting yet.
-                evicted.notify_one();
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.list.lock().waiting.remove(&self.ticket);
-    }
-}
-
 /// The TCP thread, to be drained at a takeover.
 pub(crate) struct TcpServer {
     thread: std::thread::JoinHandle<bool>,
@@ -462,23 +395,4 @@ pub(crate) fn spawn(
             })
         })?;
     Ok(TcpServer { thread, drain })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn eviction_closes_the_longest_waiting_connection_first() {
-        let list = IdleList::default();
-        let first = list.enter();
-        let second = list.enter();
-        assert!(list.evict_oldest());
-        tokio::time::timeout(Duration::from_millis(100), first.evicted.notified())
-            .await
-            .expect("the oldest is told to close");
-        drop(first);
-        drop(second);
-        assert!(!list.evict_oldest(), "nothing left to evict");
-    }
 }
