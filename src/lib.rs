@@ -12,6 +12,7 @@ mod admin;
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod dnssec;
 pub mod dataplane;
 mod explain;
 pub mod fleet;

@@ -29,6 +29,7 @@ pub(crate) const TYPE_A: u16 = 1;
 pub(crate) const TYPE_TXT: u16 = 16;
 pub(crate) const TYPE_AAAA: u16 = 28;
 pub(crate) const TYPE_OPT: u16 = 41;
+pub(crate) const TYPE_NSEC: u16 = 47;
 pub(crate) const TYPE_TSIG: u16 = 250;
 pub(crate) const TYPE_IXFR: u16 = 251;
 pub(crate) const TYPE_AXFR: u16 = 252;

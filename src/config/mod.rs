@@ -49,6 +49,20 @@ pub struct Config {
     /// `[fleet]`: several instances that answer as one (docs/reference.md
     /// §9); `None` for a single instance.
     pub fleet: Option<Fleet>,
+    /// `[dnssec]`: sign the zone (docs/reference.md §10); `None` leaves it
+    /// unsigned.
+    pub dnssec: Option<Dnssec>,
+}
+
+/// `[dnssec]`, validated: every key file read and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dnssec {
+    /// Absolute paths; the first key signs, the others are only published.
+    pub keys: Vec<PathBuf>,
+    /// RRSIG lifetime, counted from an inception one hour in the past.
+    pub signature_validity: Duration,
+    /// Re-sign when less than this much validity remains.
+    pub refresh: Duration,
 }
 
 /// `[fleet]`, validated: every file read and every peer URL parsed.

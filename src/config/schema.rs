@@ -31,6 +31,8 @@ pub(super) struct File {
     pub notify: Vec<Spanned<Notify>>,
     #[serde(default)]
     pub fleet: Option<Spanned<Fleet>>,
+    #[serde(default)]
+    pub dnssec: Option<Spanned<Dnssec>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,6 +192,15 @@ pub(super) struct Fleet {
     pub key_file: Spanned<String>,
     pub down_quorum: Option<Spanned<QuorumText>>,
     pub peer_timeout: Option<Spanned<HumanDuration>>,
+}
+
+/// `[dnssec]`: the zone's signing keys and signature lifetimes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Dnssec {
+    pub keys: Spanned<Vec<Spanned<String>>>,
+    pub signature_validity: Option<Spanned<HumanDuration>>,
+    pub refresh: Option<Spanned<HumanDuration>>,
 }
 
 /// `down_quorum` as written: a word or a number, checked by validation so

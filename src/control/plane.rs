@@ -15,6 +15,9 @@ use crate::health::Monitor;
 /// RFC 9018 suggests rotating the cookie secret regularly; the old one
 /// stays valid for one more period.
 const COOKIE_ROTATION: Duration = Duration::from_secs(24 * 3600);
+/// How often the signatures' remaining validity is checked: far below
+/// any `refresh` allowed (10 minutes or more).
+const RESIGN_CHECK: Duration = Duration::from_secs(60);
 
 pub struct ControlPlane {
     pub publisher: Arc<Publisher>,
@@ -80,17 +83,37 @@ impl ControlPlane {
         }
     }
 
-    /// Runs until SIGTERM or SIGINT: reloads on SIGHUP and rotates the
-    /// cookie secret daily.
+    /// Re-signs the zone once less than `refresh` of its signatures'
+    /// validity remains; the signing runs off the async threads.
+    async fn resign_if_due(&self) {
+        let Some(due) = self.publisher.resign_at() else {
+            return;
+        };
+        if crate::dataplane::unix_seconds() < due {
+            return;
+        }
+        let publisher = self.publisher.clone();
+        match tokio::task::spawn_blocking(move || publisher.resign()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!("re-signing failed, still serving the old signatures: {e}"),
+            Err(e) => tracing::error!("re-signing failed unexpectedly: {e}"),
+        }
+    }
+
+    /// Runs until SIGTERM or SIGINT: reloads on SIGHUP, rotates the
+    /// cookie secret daily and re-signs the zone when due.
     pub async fn run_until_stopped(&self) -> anyhow::Result<()> {
         let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
         let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
         let mut rotate = tokio::time::interval(COOKIE_ROTATION);
         rotate.tick().await;
+        let mut resign = tokio::time::interval(RESIGN_CHECK);
+        resign.tick().await;
         loop {
             tokio::select! {
                 _ = rotate.tick() => self.publisher.rotate_cookie_secret(),
+                _ = resign.tick() => self.resign_if_due().await,
                 _ = hup.recv() => {
                     tracing::info!("SIGHUP: reloading");
                     // Errors are logged by the reload itself; the old config keeps serving.

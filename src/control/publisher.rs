@@ -13,7 +13,9 @@ use arc_swap::ArcSwap;
 use super::answers::{AnswerHistory, AnswerTotals};
 use super::load::{LoadError, Loaded, load};
 use crate::config::Policy;
-use crate::dataplane::Stats;
+use crate::dataplane::{Stats, unix_seconds};
+use crate::dnssec::Signer;
+use crate::dnssec::keys::KeyError;
 use crate::guard::cookie::CookieKeys;
 use crate::health::Publish;
 use crate::snapshot::{BuildError, Compiled, NO_LOCATION, Snapshot, Table};
@@ -25,6 +27,8 @@ pub enum ControlError {
     Load(#[from] LoadError),
     #[error("cannot build the routing table: {0}")]
     Build(#[from] BuildError),
+    #[error(transparent)]
+    Keys(#[from] KeyError),
     #[error("reload failed unexpectedly: {0}")]
     Panicked(String),
 }
@@ -35,6 +39,9 @@ pub struct Publisher {
     table: Table,
     stats: Arc<Stats>,
     inner: Mutex<Inner>,
+    /// The zone's keys and the signatures of the live table, when signed;
+    /// locked only while a table is built.
+    signer: Mutex<Option<Signer>>,
     version: AtomicU64,
     reloads_ok: AtomicU64,
     reloads_failed: AtomicU64,
@@ -59,12 +66,8 @@ impl Publisher {
     pub fn start(config_path: &Path) -> Result<Publisher, ControlError> {
         let loaded = load(config_path)?;
         let stats = Arc::new(Stats::new(loaded.config.server.udp_workers()));
-        let compiled = Arc::new(Compiled::build(
-            loaded.config.clone(),
-            loaded.zone.clone(),
-            loaded.geo.clone(),
-            stats.rows(),
-        )?);
+        let signer = Mutex::new(None);
+        let compiled = Arc::new(compile(&loaded, &stats, &signer, true)?);
         let healthy: Vec<(String, bool)> = loaded
             .config
             .regions
@@ -84,6 +87,7 @@ impl Publisher {
                 answers: AnswerHistory::default(),
                 cookies,
             }),
+            signer,
             version: AtomicU64::new(1),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
@@ -162,12 +166,39 @@ impl Publisher {
 
     fn try_reload(&self) -> Result<(), ControlError> {
         let loaded = load(&self.config_path)?;
-        let compiled = Arc::new(Compiled::build(
-            loaded.config.clone(),
-            loaded.zone.clone(),
-            loaded.geo.clone(),
-            self.stats.rows(),
-        )?);
+        let compiled = Arc::new(compile(&loaded, &self.stats, &self.signer, true)?);
+        self.install(loaded, compiled);
+        Ok(())
+    }
+
+    /// Unix time when the live table's signatures must be re-made
+    /// (`refresh` before the earliest expires); `None` when unsigned.
+    pub fn resign_at(&self) -> Option<u32> {
+        let inner = self.lock();
+        let dnssec = inner.loaded.config.dnssec.as_ref()?;
+        let summary = inner.compiled.dnssec.as_ref()?;
+        Some(Signer::resign_at(summary, dnssec.refresh))
+    }
+
+    /// Rebuilds the table from the inputs already loaded, re-signing what
+    /// is about to expire (and nothing else). On error the old table keeps
+    /// serving.
+    pub fn resign(&self) -> Result<(), ControlError> {
+        let loaded = self.loaded();
+        let compiled = Arc::new(compile(&loaded, &self.stats, &self.signer, false)?);
+        if let Some(s) = &compiled.dnssec {
+            tracing::info!(
+                signatures = s.signatures,
+                earliest_expiration = s.earliest_expiration,
+                "re-signed the zone"
+            );
+        }
+        self.install(loaded, compiled);
+        Ok(())
+    }
+
+    /// Swaps a newly compiled table in, keeping health by region name.
+    fn install(&self, loaded: Loaded, compiled: Arc<Compiled>) {
         let mut inner = self.lock();
         let old: Vec<(String, bool)> = std::mem::take(&mut inner.healthy);
         inner.healthy = loaded
@@ -198,7 +229,6 @@ impl Publisher {
         }
         inner.loaded = loaded;
         self.publish(&inner);
-        Ok(())
     }
 
     /// Sets the effective health of regions by name and publishes the new
@@ -253,6 +283,52 @@ impl Publisher {
         }
         self.table.store(Arc::new(snapshot));
         version
+    }
+}
+
+/// Compiles `loaded`, signed when it has `[dnssec]`. With `fresh_keys`
+/// the key files are read again (start, reload) and the signatures made
+/// with a key that still signs are kept; the signer is replaced only when
+/// the build succeeds.
+fn compile(
+    loaded: &Loaded,
+    stats: &Stats,
+    signer: &Mutex<Option<Signer>>,
+    fresh_keys: bool,
+) -> Result<Compiled, ControlError> {
+    let config = &loaded.config;
+    let build = |signer: Option<&mut Signer>| {
+        Compiled::build_signed(
+            config.clone(),
+            loaded.zone.clone(),
+            loaded.geo.clone(),
+            stats.rows(),
+            signer,
+            unix_seconds(),
+        )
+    };
+    let mut slot = signer.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(dnssec) = &config.dnssec else {
+        *slot = None;
+        return Ok(build(None)?);
+    };
+    match (fresh_keys, slot.as_mut()) {
+        (false, Some(current)) => Ok(build(Some(current))?),
+        _ => {
+            let mut next = Signer::new(dnssec, &config.zone.origin)?;
+            if let Some(old) = slot.take() {
+                next.adopt(old);
+            }
+            // Built first, installed after: a failed build keeps the old
+            // signer (and its signatures) with the old table.
+            match build(Some(&mut next)) {
+                Ok(compiled) => {
+                    *slot = Some(next);
+                    Ok(compiled)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
     }
 }
 

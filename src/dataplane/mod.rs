@@ -216,7 +216,16 @@ impl Steer {
                 prepared,
                 scope,
                 steered,
+                denial,
             } => {
+                let dnssec_ok = q.edns.as_ref().is_some_and(|e| e.dnssec_ok);
+                let prepared = prepared.variant(dnssec_ok);
+                let proof = if dnssec_ok {
+                    snap.compiled.proof(q.qname(), denial)
+                } else {
+                    [None, None]
+                };
+                let proof_records = 2 * proof.iter().flatten().count() as u16;
                 if let Some((record, region, fail_open)) = steered {
                     snap.compiled.counters.count(self.index, record, region);
                     if fail_open {
@@ -231,13 +240,16 @@ impl Steer {
                     prepared.authoritative,
                     [
                         prepared.answer_count,
-                        prepared.authority_count,
+                        prepared.authority_count + proof_records,
                         prepared.additional_count,
                     ],
                     out,
                 );
                 let shift = q.qname().len().saturating_sub(snap.compiled.origin_len());
                 prepared.write(out, shift);
+                for nsec in proof.into_iter().flatten() {
+                    out.extend_from_slice(nsec);
+                }
                 Rcode::from_wire(prepared.rcode)
             }
         }

@@ -9,9 +9,11 @@ use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use rustc_hash::FxHashMap;
 
-use super::prepared::{Prepared, Sections};
+use super::prepared::Sections;
 use super::routing;
-use super::{AnswerCounters, Compiled, GeoClass, Node, StaticNode, SteeredNode};
+use super::signed::{self, Encoder, Signing};
+use super::{AnswerCounters, Compiled, GeoClass, Node, RegionAnswers, StaticNode, SteeredNode};
+use crate::dnssec::{SignError, Signer};
 use crate::config::{Config, Policy, RegionId};
 use crate::geo::{ClientMap, GeoDb, GeoError};
 use crate::guard::rrl::RateLimiter;
@@ -32,46 +34,79 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Geo(#[from] GeoError),
+    #[error(transparent)]
+    Sign(#[from] SignError),
 }
 
 impl Compiled {
     /// Compiles everything the data plane needs that does not depend on
-    /// health. `workers` sizes the per-worker counters.
+    /// health, unsigned. `workers` sizes the per-worker counters.
     pub fn build(
         config: Arc<Config>,
         zone: Arc<Zone>,
         geo: Option<Arc<GeoDb>>,
         workers: usize,
     ) -> Result<Compiled, BuildError> {
+        Compiled::build_signed(config, zone, geo, workers, None, 0)
+    }
+
+    /// As [`Compiled::build`], signing every answer with `signer` when
+    /// given (the zone's `[dnssec]`), at `now` (Unix seconds).
+    pub fn build_signed(
+        config: Arc<Config>,
+        zone: Arc<Zone>,
+        geo: Option<Arc<GeoDb>>,
+        workers: usize,
+        signer: Option<&mut Signer>,
+        now: u32,
+    ) -> Result<Compiled, BuildError> {
         let negative = zone_negative_soa(&zone);
-        let encode_err = |name: &Name, rtype| {
-            let name = name.to_string();
-            move |source| BuildError::Encode {
-                name,
-                rtype,
-                source: Box::new(source),
+        let mut signing = match signer {
+            Some(signer) => {
+                signer.begin(now);
+                Some(Signing::new(signer, &zone, &config, &negative)?)
             }
+            None => None,
         };
-        let nxdomain = Prepared::negative(NXDOMAIN, &negative, &zone.origin)
-            .map_err(encode_err(&zone.origin, RecordType::SOA))?;
-        let nodata = Prepared::negative(NOERROR, &negative, &zone.origin)
-            .map_err(encode_err(&zone.origin, RecordType::SOA))?;
+        let mut enc = Encoder {
+            signing: signing.as_mut(),
+        };
+        let nxdomain = enc.negative(NXDOMAIN, &negative, &zone.origin, &[])?;
+        let nodata = enc.negative(NOERROR, &negative, &zone.origin, &[])?;
 
         let mut names: FxHashMap<Box<[u8]>, Node> = FxHashMap::default();
         let steered: BTreeSet<&Name> = config.records.iter().map(|r| &r.name).collect();
+        let mut exists: rustc_hash::FxHashSet<Box<[u8]>> = zone
+            .nodes
+            .keys()
+            .chain(config.records.iter().map(|r| &r.name))
+            .map(wire)
+            .collect();
+        for name in zone.nodes.keys().chain(config.records.iter().map(|r| &r.name)) {
+            let mut parent = name.base_name();
+            while zone.origin.zone_of(&parent) {
+                exists.insert(wire(&parent));
+                if parent == zone.origin {
+                    break;
+                }
+                parent = parent.base_name();
+            }
+        }
+        let exists = |n: &[u8]| exists.contains(n);
         for name in zone.nodes.keys() {
-            let node = static_node(&zone, name, &negative, &steered)?;
+            let node = static_node(&mut enc, &zone, name, &negative, &steered, &exists)?;
             names.insert(wire(name), Node::Static(node));
         }
-        // A steered answer's owner is always a pointer to the question, so
-        // its bytes depend only on region and TTL: encode each once.
-        let mut by_ttl: HashMap<u32, Arc<[(Prepared, Prepared)]>> = HashMap::new();
+        // Unsigned, a steered answer's owner is always a pointer to the
+        // question, so its bytes depend only on region and TTL: encode
+        // each once. Signed, its RRSIGs cover the owner: one per name.
+        let mut by_ttl: HashMap<u32, Arc<[RegionAnswers]>> = HashMap::new();
         for (index, record) in config.records.iter().enumerate() {
             let answers = match by_ttl.get(&record.ttl) {
-                Some(a) => a.clone(),
-                None => {
-                    let a: Arc<[(Prepared, Prepared)]> =
-                        region_answers(&config, index, &negative)?.into();
+                Some(a) if !enc.signed() => a.clone(),
+                _ => {
+                    let a: Arc<[RegionAnswers]> =
+                        region_answers(&mut enc, &config, index, &negative)?.into();
                     by_ttl.insert(record.ttl, a.clone());
                     a
                 }
@@ -99,6 +134,14 @@ impl Compiled {
                 parent = parent.base_name();
             }
         }
+        drop(enc);
+        let (chain, dnssec) = match signing {
+            Some(s) => {
+                let (chain, summary) = s.finish();
+                (Some(chain), Some(summary))
+            }
+            None => (None, None),
+        };
 
         let (geo_classes, geo_map, residency_map) = classify(&config, geo.as_deref())?;
         let counters = Arc::new(AnswerCounters::new(
@@ -118,6 +161,8 @@ impl Compiled {
             names,
             nxdomain,
             nodata,
+            chain,
+            dnssec,
             geo_map,
             residency_map,
             geo_classes,
@@ -130,7 +175,7 @@ impl Compiled {
 }
 
 /// Lowercase uncompressed wire form of a name.
-pub(super) fn wire(name: &Name) -> Box<[u8]> {
+pub(crate) fn wire(name: &Name) -> Box<[u8]> {
     let mut out = Vec::with_capacity(name.len() + 2);
     for label in name.to_lowercase().iter() {
         out.push(label.len() as u8);
@@ -163,25 +208,32 @@ fn zone_negative_soa(zone: &Zone) -> Record {
 }
 
 fn static_node(
+    enc: &mut Encoder<'_, '_>,
     zone: &Zone,
     name: &Name,
     negative: &Record,
     steered: &BTreeSet<&Name>,
+    exists: &dyn Fn(&[u8]) -> bool,
 ) -> Result<StaticNode, BuildError> {
-    let node = &zone.nodes[name];
-    let enc = |qtype: RecordType, rcode, sections: &Sections<'_>| {
-        Prepared::encode(name, qtype, rcode, sections).map_err(|source| BuildError::Encode {
-            name: name.to_string(),
-            rtype: qtype,
-            source: Box::new(source),
-        })
-    };
+    let mut node = zone.nodes[name].clone();
+    let mut nodata = None;
+    if let Some(signing) = enc.signing.as_deref() {
+        if *name == zone.origin {
+            node.extend(signing.apex_records(name, zone.soa.ttl)?);
+        }
+        let types = signed::static_types(zone, name, &zone.origin);
+        node.insert(RecordType::NSEC, vec![signing.nsec_record(name, types)]);
+        let own: Vec<Box<[u8]>> = signing.nsec_of(name).map(Box::from).into_iter().collect();
+        let own: Vec<&[u8]> = own.iter().map(|b| &b[..]).collect();
+        nodata = Some(enc.negative(NOERROR, negative, &zone.origin, &own)?);
+    }
+    let node = &node;
     if let Some(cname) = node.get(&RecordType::CNAME) {
         // Follow the chain inside the zone; a steered or outside target is
         // left for the resolver to chase, so its answer stays live.
         let mut chain: Vec<&Record> = cname.iter().collect();
         let mut target_node = None;
-        let mut missing = false;
+        let mut missing = None;
         while let Some(RData::CNAME(next)) = chain.last().map(|r| &r.data) {
             let next = next.0.to_lowercase();
             if chain.len() > MAX_CHAIN || !zone.origin.zone_of(&next) || steered.contains(&next) {
@@ -194,45 +246,67 @@ fn static_node(
                     }
                     Some(_) => break,
                     None => {
-                        target_node = Some(n);
+                        target_node = Some((next, n));
                         break;
                     }
                 },
                 None => {
-                    missing = true;
+                    missing = Some(next);
                     break;
                 }
             }
         }
         let mut by_type = vec![(
             u16::from(RecordType::CNAME),
-            enc(
+            enc.encode(
+                name,
                 RecordType::CNAME,
                 NOERROR,
                 &Sections {
                     answers: cname.iter().collect(),
                     ..Default::default()
                 },
+                &[],
             )?,
         )];
-        if let Some(target) = target_node {
+        if let Some(nsec) = node.get(&RecordType::NSEC) {
+            let sections = Sections {
+                answers: nsec.iter().collect(),
+                ..Default::default()
+            };
+            by_type.push((
+                u16::from(RecordType::NSEC),
+                enc.encode(name, RecordType::NSEC, NOERROR, &sections, &[])?,
+            ));
+        }
+        if let Some((_, target)) = target_node {
             for (rtype, records) in target {
                 let mut answers = chain.clone();
                 answers.extend(records.iter());
                 by_type.push((
                     u16::from(*rtype),
-                    enc(
+                    enc.encode(
+                        name,
                         *rtype,
                         NOERROR,
                         &Sections {
                             answers,
                             ..Default::default()
                         },
+                        &[],
                     )?,
                 ));
             }
         }
-        let negative_tail = target_node.is_some() || missing;
+        // What proves the tail of the chain negative: the target's own
+        // NSEC (no such type), or the NSECs denying that it exists.
+        let proof: Vec<Box<[u8]>> = match (&enc.signing, &target_node, &missing) {
+            (Some(s), Some((target, _)), _) => s.nsec_of(target).map(Box::from).into_iter().collect(),
+            (Some(s), None, Some(target)) => s.nxdomain_proof(target, exists),
+            _ => Vec::new(),
+        };
+        let proof: Vec<&[u8]> = proof.iter().map(|b| &b[..]).collect();
+        let negative_tail = target_node.is_some() || missing.is_some();
         let other = Sections {
             answers: chain.clone(),
             authority: if negative_tail {
@@ -242,22 +316,22 @@ fn static_node(
             },
             additional: vec![],
         };
-        let other = enc(
-            RecordType::A,
-            if missing { NXDOMAIN } else { NOERROR },
-            &other,
-        )?;
-        let any = enc(
+        let rcode = if missing.is_some() { NXDOMAIN } else { NOERROR };
+        let other = enc.encode(name, RecordType::A, rcode, &other, &proof)?;
+        let any = enc.encode(
+            name,
             RecordType::ANY,
             NOERROR,
             &Sections {
                 answers: chain,
                 ..Default::default()
             },
+            &[],
         )?;
         return Ok(StaticNode {
             by_type: by_type.into_boxed_slice(),
             other: Some(other),
+            nodata: None,
             any,
         });
     }
@@ -270,7 +344,7 @@ fn static_node(
             authority: vec![],
             additional,
         };
-        by_type.push((u16::from(*rtype), enc(*rtype, NOERROR, &sections)?));
+        by_type.push((u16::from(*rtype), enc.encode(name, *rtype, NOERROR, &sections, &[])?));
     }
     // RFC 8482: answer ANY with one RRset, the smallest useful one first.
     let any = node
@@ -282,10 +356,11 @@ fn static_node(
             ..Default::default()
         })
         .unwrap_or_default();
-    let any = enc(RecordType::ANY, NOERROR, &any)?;
+    let any = enc.encode(name, RecordType::ANY, NOERROR, &any, &[])?;
     Ok(StaticNode {
         by_type: by_type.into_boxed_slice(),
         other: None,
+        nodata,
         any,
     })
 }
@@ -309,49 +384,73 @@ fn glue<'z>(zone: &'z Zone, records: &[Record]) -> Vec<&'z Record> {
     out
 }
 
-/// A and AAAA answers of every region for record `index`.
+/// A and AAAA answers of every region for record `index` (and, signed,
+/// its NODATA and NSEC answers with that region's types).
 fn region_answers(
+    enc: &mut Encoder<'_, '_>,
     config: &Config,
     index: usize,
     negative: &Record,
-) -> Result<Vec<(Prepared, Prepared)>, BuildError> {
+) -> Result<Vec<RegionAnswers>, BuildError> {
     let record = &config.records[index];
     let name = &record.name;
-    let enc = |qtype: RecordType, records: Vec<Record>| {
-        // These bytes serve names of every length: the NODATA SOA is one
-        // relocated per question, like every negative answer's.
-        if records.is_empty() {
-            return Prepared::negative(NOERROR, negative, &config.zone.origin).map_err(|source| {
-                BuildError::Encode {
-                    name: name.to_string(),
-                    rtype: qtype,
-                    source: Box::new(source),
-                }
-            });
-        }
-        let sections = Sections {
-            answers: records.iter().collect(),
-            ..Default::default()
-        };
-        Prepared::encode(name, qtype, NOERROR, &sections).map_err(|source| BuildError::Encode {
-            name: name.to_string(),
-            rtype: qtype,
-            source: Box::new(source),
-        })
-    };
+    let origin = &config.zone.origin;
     let mut answers = Vec::with_capacity(config.regions.len());
-    for region in &config.regions {
-        let a = region
+    for (region_id, region) in config.regions.iter().enumerate() {
+        // Signed, NODATA proves itself with this region's own NSEC: the
+        // types that answer when this region is the one chosen.
+        let (own_nsec, nsec_answer) = match enc.signing.as_deref_mut() {
+            Some(s) => {
+                let types = signed::steered_types(config, index, Some(region_id));
+                let chunk = s.nsec_chunk(name, types.clone())?;
+                (Some(chunk), Some(s.nsec_record(name, types)))
+            }
+            None => (None, None),
+        };
+        let proof: Vec<&[u8]> = own_nsec.as_deref().into_iter().collect();
+        let a: Vec<Record> = region
             .ipv4
             .iter()
             .map(|ip| Record::from_rdata(name.clone(), record.ttl, RData::A(A(*ip))))
             .collect();
-        let aaaa = region
+        let aaaa: Vec<Record> = region
             .ipv6
             .iter()
             .map(|ip| Record::from_rdata(name.clone(), record.ttl, RData::AAAA(AAAA(*ip))))
             .collect();
-        answers.push((enc(RecordType::A, a)?, enc(RecordType::AAAA, aaaa)?));
+        let mut one = |qtype: RecordType, records: &[Record]| {
+            // These bytes serve names of every length: the NODATA SOA is
+            // one relocated per question, like every negative answer's.
+            if records.is_empty() {
+                return enc.negative(NOERROR, negative, origin, &proof);
+            }
+            let sections = Sections {
+                answers: records.iter().collect(),
+                ..Default::default()
+            };
+            enc.encode(name, qtype, NOERROR, &sections, &[])
+        };
+        let a = one(RecordType::A, &a)?;
+        let aaaa = one(RecordType::AAAA, &aaaa)?;
+        let (other, nsec) = match nsec_answer {
+            Some(nsec) => {
+                let sections = Sections {
+                    answers: vec![&nsec],
+                    ..Default::default()
+                };
+                (
+                    Some(enc.negative(NOERROR, negative, origin, &proof)?),
+                    Some(enc.encode(name, RecordType::NSEC, NOERROR, &sections, &[])?),
+                )
+            }
+            None => (None, None),
+        };
+        answers.push(RegionAnswers {
+            a,
+            aaaa,
+            other,
+            nsec,
+        });
     }
     Ok(answers)
 }

@@ -9,8 +9,10 @@
 //! Nothing here locks, awaits or allocates on lookup.
 
 mod build;
+mod denial;
 mod digest;
 mod prepared;
+mod signed;
 pub mod routing;
 
 use std::net::IpAddr;
@@ -24,7 +26,7 @@ use crate::config::{Config, Policy, RegionId};
 use crate::geo::{ClientMap, GeoDb};
 use crate::guard::cookie::CookieKeys;
 use crate::guard::rrl::RateLimiter;
-use crate::wire::{TYPE_A, TYPE_AAAA, TYPE_ANY, walk_name};
+use crate::wire::{TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_NSEC, walk_name};
 use crate::zone::Zone;
 pub use build::{BuildError, relative};
 pub use prepared::Prepared;
@@ -49,6 +51,10 @@ pub struct Compiled {
     names: FxHashMap<Box<[u8]>, Node>,
     nxdomain: Prepared,
     nodata: Prepared,
+    /// The NSEC chain, when the zone is signed.
+    chain: Option<denial::Chain>,
+    /// What the table's signatures are, when the zone is signed.
+    pub dnssec: Option<crate::dnssec::Summary>,
     geo_map: ClientMap,
     residency_map: ClientMap,
     /// Geo classes: a preference list and the residency block (if any).
@@ -77,15 +83,30 @@ struct StaticNode {
     by_type: Box<[(u16, Prepared)]>,
     /// For types not in `by_type`; `None` means plain NODATA.
     other: Option<Prepared>,
+    /// NODATA proven by this name's NSEC (signed zones); `None` means the
+    /// zone's shared NODATA.
+    nodata: Option<Prepared>,
     any: Prepared,
 }
 
 struct SteeredNode {
     record: usize,
     policy: Policy,
-    /// Indexed by region: (A answer, AAAA answer), NODATA where the region
-    /// has none. Shared by every steered name with the same TTL.
-    answers: Arc<[(Prepared, Prepared)]>,
+    /// Indexed by region. Unsigned, shared by every steered name with the
+    /// same TTL; signed, each name's own.
+    answers: Arc<[RegionAnswers]>,
+}
+
+/// What a steered name answers when a region is chosen.
+struct RegionAnswers {
+    /// NODATA where the region has no such addresses.
+    a: Prepared,
+    aaaa: Prepared,
+    /// NODATA for other types, proven by this region's NSEC (signed zones
+    /// only; otherwise the zone's shared NODATA).
+    other: Option<Prepared>,
+    /// The NSEC RRset itself (signed zones only).
+    nsec: Option<Prepared>,
 }
 
 /// What a name is in the table (for views that explain answers).
@@ -111,7 +132,21 @@ pub enum Lookup<'a> {
         scope: Option<u8>,
         /// For steered names: record index, region and whether it failed open.
         steered: Option<(usize, RegionId, bool)>,
+        /// Which NSEC records a signed answer needs from the query name.
+        denial: Denial,
     },
+}
+
+/// A negative answer whose NSEC proof depends on the query name, so the
+/// data plane picks it from the chain (only for DO queries to a signed zone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denial {
+    /// The answer carries its proof, or needs none.
+    None,
+    /// NODATA at an empty non-terminal: the NSEC covering the name.
+    EmptyNonTerminal,
+    /// NXDOMAIN: the NSECs covering the name and its wildcard.
+    NxDomain,
 }
 
 /// The whole routing table the data plane answers from.
@@ -213,6 +248,7 @@ impl Snapshot {
                     prepared: &c.nxdomain,
                     scope: None,
                     steered: None,
+                    denial: Denial::NxDomain,
                 }
             } else {
                 Lookup::Refused
@@ -222,9 +258,15 @@ impl Snapshot {
             prepared,
             scope,
             steered,
+            denial: Denial::None,
         };
         match node {
-            Node::Empty => answer(&c.nodata, None, None),
+            Node::Empty => Lookup::Answer {
+                prepared: &c.nodata,
+                scope: None,
+                steered: None,
+                denial: Denial::EmptyNonTerminal,
+            },
             Node::Static(s) => {
                 let prepared = match qtype {
                     TYPE_ANY => &s.any,
@@ -234,19 +276,22 @@ impl Snapshot {
                         .find(|(t, _)| *t == qtype)
                         .map(|(_, p)| p)
                         .or(s.other.as_ref())
+                        .or(s.nodata.as_ref())
                         .unwrap_or(&c.nodata),
                 };
                 answer(prepared, None, None)
             }
             Node::Steered(s) => {
                 let (choice, scope) = self.steer(s.policy, client, draw);
-                let (a, aaaa) = &s.answers[choice.region];
+                let r = &s.answers[choice.region];
+                let nodata = r.other.as_ref().unwrap_or(&c.nodata);
                 let prepared = match qtype {
-                    TYPE_A => a,
-                    TYPE_AAAA => aaaa,
-                    TYPE_ANY if a.answer_count > 0 => a,
-                    TYPE_ANY => aaaa,
-                    _ => &c.nodata,
+                    TYPE_A => &r.a,
+                    TYPE_AAAA => &r.aaaa,
+                    TYPE_ANY if r.a.answer_count > 0 => &r.a,
+                    TYPE_ANY => &r.aaaa,
+                    TYPE_NSEC => r.nsec.as_ref().unwrap_or(nodata),
+                    _ => nodata,
                 };
                 answer(
                     prepared,
@@ -336,6 +381,19 @@ impl Snapshot {
 }
 
 impl Compiled {
+    /// The NSEC records that prove `denial` for lowercase wire `qname`
+    /// (nothing when the zone is unsigned).
+    pub fn proof(&self, qname: &[u8], denial: Denial) -> denial::Proof<'_> {
+        let Some(chain) = &self.chain else {
+            return [None, None];
+        };
+        match denial {
+            Denial::None => [None, None],
+            Denial::EmptyNonTerminal => [chain.covering(qname), None],
+            Denial::NxDomain => chain.nxdomain(qname, |n| self.names.contains_key(n)),
+        }
+    }
+
     /// Length of the origin in wire form.
     pub fn origin_len(&self) -> usize {
         self.origin.len()
@@ -348,7 +406,8 @@ impl Compiled {
 
     /// Approximate heap bytes held by the compiled answers and client maps.
     pub fn memory_bytes(&self) -> usize {
-        let prepared = |p: &Prepared| std::mem::size_of::<Prepared>() + p.body.len();
+        let one = |p: &Prepared| std::mem::size_of::<Prepared>() + p.body.len();
+        let prepared = |p: &Prepared| one(p) + p.signed.as_deref().map_or(0, one);
         let nodes: usize = self
             .names
             .iter()
@@ -363,13 +422,14 @@ impl Compiled {
                                 .map(|(_, p)| 2 + prepared(p))
                                 .sum::<usize>()
                                 + s.other.as_ref().map_or(0, prepared)
+                                + s.nodata.as_ref().map_or(0, prepared)
                                 + prepared(&s.any)
                         }
                         Node::Steered(_) => 0,
                     }
             })
             .sum();
-        let mut shared: Vec<*const (Prepared, Prepared)> = Vec::new();
+        let mut shared: Vec<*const RegionAnswers> = Vec::new();
         let steered: usize = self
             .names
             .values()
@@ -379,7 +439,12 @@ impl Compiled {
                     Some(
                         s.answers
                             .iter()
-                            .map(|(a, b)| prepared(a) + prepared(b))
+                            .map(|r| {
+                                prepared(&r.a)
+                                    + prepared(&r.aaaa)
+                                    + r.other.as_ref().map_or(0, prepared)
+                                    + r.nsec.as_ref().map_or(0, prepared)
+                            })
                             .sum::<usize>(),
                     )
                 }
@@ -388,6 +453,7 @@ impl Compiled {
             .sum();
         nodes
             + steered
+            + self.chain.as_ref().map_or(0, |c| c.memory_bytes())
             + self.geo_map.memory_bytes()
             + self.residency_map.memory_bytes()
             + self.counters.memory_bytes()

@@ -9,10 +9,14 @@
 //! encoded after a question that is the origin alone, and the data plane
 //! moves each of its pointers by where the origin ends up in the client's
 //! question (it is always that question's suffix).
+//!
+//! With DNSSEC, an answer also carries its signed variant, for queries
+//! with the DO bit: the same sections with an RRSIG after every RRset,
+//! and for negative answers the NSEC records that prove them.
 
 use hickory_proto::ProtoError;
 use hickory_proto::rr::{DNSClass, Name, Record, RecordType};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder};
+use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
 use crate::wire::{NameEnd, POINTER, walk_name};
 
@@ -28,6 +32,8 @@ pub struct Prepared {
     /// Offsets in `body` of compression pointers to move by the length of
     /// the question name in front of the origin (negative answers only).
     pub relocate: Box<[u16]>,
+    /// The DO variant (signed), when the zone is signed.
+    pub signed: Option<Box<Prepared>>,
 }
 
 /// Sections of a response to be encoded together.
@@ -70,13 +76,53 @@ impl Prepared {
             additional_count: count(sections.additional.len()),
             body: buf[start..].into(),
             relocate: Box::new([]),
+            signed: None,
         })
+    }
+
+    /// This answer, or its signed variant for a query with the DO bit.
+    pub fn variant(&self, dnssec_ok: bool) -> &Prepared {
+        match &self.signed {
+            Some(signed) if dnssec_ok => signed,
+            _ => self,
+        }
+    }
+
+    /// A signed negative answer: the SOA and its RRSIG, compressed against
+    /// the origin as in [`Prepared::negative`], then `proof`: NSEC RRsets
+    /// with their RRSIGs, each two records encoded without compression.
+    pub fn negative_signed(
+        rcode: u8,
+        soa: &[&Record; 2],
+        origin: &Name,
+        proof: &[&[u8]],
+    ) -> Result<Prepared, ProtoError> {
+        Ok(Prepared::negative_records(rcode, soa, origin)?.with_proof(proof))
+    }
+
+    /// Appends NSEC RRsets (each with its RRSIG) to the authority section.
+    pub fn with_proof(mut self, proof: &[&[u8]]) -> Prepared {
+        let mut body = self.body.into_vec();
+        for nsec in proof {
+            body.extend_from_slice(nsec);
+        }
+        self.body = body.into_boxed_slice();
+        self.authority_count += count(2 * proof.len());
+        self
     }
 
     /// A negative answer (`NXDOMAIN` or `NODATA`) for any question in the
     /// zone: the SOA in the authority section, compressed against the
     /// origin at the end of the question.
     pub fn negative(rcode: u8, soa: &Record, origin: &Name) -> Result<Prepared, ProtoError> {
+        Prepared::negative_records(rcode, &[soa], origin)
+    }
+
+    fn negative_records(
+        rcode: u8,
+        records: &[&Record],
+        origin: &Name,
+    ) -> Result<Prepared, ProtoError> {
         let mut buf = Vec::with_capacity(128);
         let mut enc = BinEncoder::new(&mut buf);
         enc.emit_vec(&[0; 12])?;
@@ -84,20 +130,35 @@ impl Prepared {
         enc.emit_u16(RecordType::SOA.into())?;
         enc.emit_u16(DNSClass::IN.into())?;
         let start = enc.offset();
-        soa.emit(&mut enc)?;
+        for record in records {
+            record.emit(&mut enc)?;
+        }
         drop(enc);
         let body: Box<[u8]> = buf[start..].into();
-        let relocate = soa_pointers(&body)
+        let relocate = record_pointers(&body, records.len())
             .ok_or_else(|| ProtoError::from("SOA record did not encode as expected"))?;
         Ok(Prepared {
             rcode,
             authoritative: true,
             answer_count: 0,
-            authority_count: 1,
+            authority_count: count(records.len()),
             additional_count: 0,
             body,
             relocate: relocate.into_boxed_slice(),
+            signed: None,
         })
+    }
+
+    /// Records encoded without name compression, to follow any question.
+    pub fn uncompressed(records: &[&Record]) -> Result<Box<[u8]>, ProtoError> {
+        let mut buf = Vec::with_capacity(256);
+        let mut enc = BinEncoder::new(&mut buf);
+        enc.set_name_encoding(NameEncoding::Uncompressed);
+        for record in records {
+            record.emit(&mut enc)?;
+        }
+        drop(enc);
+        Ok(buf.into_boxed_slice())
     }
 
     /// Appends the body to a response whose question name is `shift`
@@ -116,15 +177,25 @@ impl Prepared {
     }
 }
 
-/// Offsets of the compression pointers in an encoded SOA record: in its
-/// owner, MNAME and RNAME.
-fn soa_pointers(record: &[u8]) -> Option<Vec<u16>> {
+/// Offsets of the compression pointers in `n` encoded records: in each
+/// owner, and in an SOA's MNAME and RNAME (an RRSIG's signer name is
+/// never compressed, RFC 4034 3.1.7).
+fn record_pointers(bytes: &[u8], n: usize) -> Option<Vec<u16>> {
     let mut found = Vec::new();
-    let owner_end = name_pointers(record, 0, &mut found)?;
-    // TYPE, CLASS, TTL and RDLENGTH come before the RDATA.
-    let mname_end = name_pointers(record, owner_end + 10, &mut found)?;
-    name_pointers(record, mname_end, &mut found)?;
-    Some(found)
+    let mut at = 0;
+    for _ in 0..n {
+        let owner_end = name_pointers(bytes, at, &mut found)?;
+        let fixed = bytes.get(owner_end..owner_end + 10)?;
+        let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        let rdata = owner_end + 10;
+        if rtype == u16::from(RecordType::SOA) {
+            let mname_end = name_pointers(bytes, rdata, &mut found)?;
+            name_pointers(bytes, mname_end, &mut found)?;
+        }
+        at = rdata + rdlen;
+    }
+    (at == bytes.len()).then_some(found)
 }
 
 /// Walks the name at `at`, noting a pointer's offset; returns where it ends.

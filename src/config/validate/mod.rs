@@ -6,6 +6,7 @@
 //! zone file or the GeoIP database run here too, when [`Files::Read`] asks
 //! for them, against the files the config names.
 
+mod dnssec;
 mod fleet;
 mod geo;
 mod health;
@@ -109,6 +110,7 @@ impl Validator<'_> {
         let records = self.records(file.records, &zone.origin);
         let notify = self.notify(file.notify);
         let fleet = self.fleet(file.fleet, &server);
+        let dnssec = self.dnssec(file.dnssec);
         if records.iter().any(|r| r.policy == Policy::Geo) && geoip.database.is_none() {
             self.err(
                 0..0,
@@ -135,6 +137,7 @@ impl Validator<'_> {
             records,
             notify,
             fleet,
+            dnssec,
         }
     }
 

@@ -1,0 +1,212 @@
+//! Authenticated denial of existence at query time: the zone's NSEC chain
+//! in canonical order (RFC 4034 6.1), and the choice of the NSEC records
+//! that prove a name does not exist.
+//!
+//! Every NSEC RRset is signed and encoded when the table is built; a
+//! query only picks one or two of them, by binary search over the names
+//! in canonical order. Nothing here allocates or signs.
+
+use std::cmp::Ordering;
+
+use crate::wire::MAX_NAME;
+
+/// The NSEC chain: owner names (lowercase wire form) in canonical order,
+/// each with its NSEC RRset and RRSIG encoded without compression, so the
+/// bytes can follow any question.
+pub(crate) struct Chain {
+    names: Box<[Box<[u8]>]>,
+    records: Box<[Box<[u8]>]>,
+}
+
+/// NSEC records that prove a denial: up to two RRsets (each NSEC plus its
+/// RRSIG, so two records each).
+pub(crate) type Proof<'a> = [Option<&'a [u8]>; 2];
+
+impl Chain {
+    /// `entries` in any order; sorted here.
+    pub(crate) fn new(mut entries: Vec<(Box<[u8]>, Box<[u8]>)>) -> Chain {
+        entries.sort_by(|a, b| canonical_cmp(&a.0, &b.0));
+        let (names, records) = entries.into_iter().unzip::<_, _, Vec<_>, Vec<_>>();
+        Chain {
+            names: names.into_boxed_slice(),
+            records: records.into_boxed_slice(),
+        }
+    }
+
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.names
+            .iter()
+            .chain(self.records.iter())
+            .map(|b| b.len() + std::mem::size_of::<Box<[u8]>>())
+            .sum()
+    }
+
+    /// The NSEC whose owner is the last name at or before `name`: the one
+    /// that covers it when `name` is not in the chain. The apex sorts
+    /// first, so every name in the zone has one.
+    pub(crate) fn covering(&self, name: &[u8]) -> Option<&[u8]> {
+        let after = self
+            .names
+            .partition_point(|n| canonical_cmp(n, name) != Ordering::Greater);
+        let index = after.checked_sub(1).unwrap_or(self.names.len().checked_sub(1)?);
+        self.records.get(index).map(|r| &r[..])
+    }
+
+    /// RFC 4035 3.1.3.2: the NSEC covering `qname`, and the one covering
+    /// the wildcard at its closest encloser (which `exists` finds: the
+    /// longest ancestor that is in the table), once when they are the same.
+    pub(crate) fn nxdomain(&self, qname: &[u8], exists: impl Fn(&[u8]) -> bool) -> Proof<'_> {
+        let first = self.covering(qname);
+        let mut encloser = None;
+        let mut at = 0;
+        while let Some(&len) = qname.get(at) {
+            if len == 0 {
+                break;
+            }
+            at += 1 + usize::from(len);
+            if qname.get(at..).is_some_and(&exists) {
+                encloser = Some(at);
+                break;
+            }
+        }
+        let Some(suffix) = encloser.and_then(|at| qname.get(at..)) else {
+            return [first, None];
+        };
+        let mut wildcard = [0u8; MAX_NAME + 2];
+        let len = suffix.len() + 2;
+        if len > MAX_NAME {
+            return [first, None];
+        }
+        wildcard[..2].copy_from_slice(b"\x01*");
+        wildcard[2..len].copy_from_slice(suffix);
+        let second = self.covering(&wildcard[..len]);
+        match (first, second) {
+            (Some(a), Some(b)) if std::ptr::eq(a, b) => [first, None],
+            _ => [first, second],
+        }
+    }
+}
+
+/// Offsets of the labels of a lowercase uncompressed wire name, the root
+/// label excluded; the count is returned.
+fn labels(name: &[u8], starts: &mut [u8; 128]) -> usize {
+    let mut n = 0;
+    let mut at = 0usize;
+    while let Some(&len) = name.get(at) {
+        if len == 0 || n == starts.len() || at > usize::from(u8::MAX) {
+            break;
+        }
+        starts[n] = at as u8;
+        n += 1;
+        at += 1 + usize::from(len);
+    }
+    n
+}
+
+fn label(name: &[u8], start: u8) -> &[u8] {
+    let start = usize::from(start);
+    let len = name.get(start).map_or(0, |l| usize::from(*l));
+    name.get(start + 1..start + 1 + len).unwrap_or(&[])
+}
+
+/// RFC 4034 6.1 canonical order of two lowercase uncompressed wire names:
+/// by labels from the root down, each compared as an octet string.
+pub(crate) fn canonical_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    let (mut la, mut lb) = ([0u8; 128], [0u8; 128]);
+    let (na, nb) = (labels(a, &mut la), labels(b, &mut lb));
+    for i in 0..na.min(nb) {
+        match label(a, la[na - 1 - i]).cmp(label(b, lb[nb - 1 - i])) {
+            Ordering::Equal => continue,
+            other => return other,
+        }
+    }
+    na.cmp(&nb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(text: &str) -> Box<[u8]> {
+        let mut out = Vec::new();
+        for label in text.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+        out.into()
+    }
+
+    #[test]
+    fn canonical_order_is_rfc_4034_section_6_1() {
+        // The example list of RFC 4034 6.1, in order.
+        let ordered = [
+            "example.",
+            "a.example.",
+            "yljkjljk.a.example.",
+            "Z.a.example.",
+            "zABC.a.EXAMPLE.",
+            "z.example.",
+            "\u{1}.z.example.",
+            "*.z.example.",
+            "\u{80}.z.example.",
+        ];
+        // Lowercased as the table stores names; \001 and \200 as octets.
+        let names: Vec<Box<[u8]>> = ordered
+            .iter()
+            .map(|t| {
+                let mut w = wire(&t.to_lowercase()).to_vec();
+                if t.starts_with('\u{80}') {
+                    // A one-octet label 0x80 (the char above is two bytes).
+                    w = [&[1u8, 0x80][..], &wire("z.example.")].concat();
+                }
+                w.into()
+            })
+            .collect();
+        for pair in names.windows(2) {
+            assert_eq!(canonical_cmp(&pair[0], &pair[1]), Ordering::Less, "{pair:?}");
+            assert_eq!(canonical_cmp(&pair[1], &pair[0]), Ordering::Greater);
+        }
+        assert_eq!(canonical_cmp(&names[3], &names[3]), Ordering::Equal);
+    }
+
+    fn chain(names: &[&str]) -> Chain {
+        Chain::new(
+            names
+                .iter()
+                .map(|n| (wire(n), n.as_bytes().to_vec().into_boxed_slice()))
+                .collect(),
+        )
+    }
+
+    fn text(p: Option<&[u8]>) -> &str {
+        p.map_or("-", |b| std::str::from_utf8(b).unwrap())
+    }
+
+    #[test]
+    fn covering_picks_the_previous_name_and_wraps_to_the_last() {
+        let c = chain(&["z.zone.", "zone.", "b.zone.", "a.b.zone."]);
+        assert_eq!(text(c.covering(&wire("zone."))), "zone.");
+        assert_eq!(text(c.covering(&wire("a.zone."))), "zone.");
+        assert_eq!(text(c.covering(&wire("c.b.zone."))), "a.b.zone.");
+        assert_eq!(text(c.covering(&wire("y.zone."))), "a.b.zone.");
+        assert_eq!(text(c.covering(&wire("zz.zone."))), "z.zone.");
+    }
+
+    #[test]
+    fn nxdomain_adds_the_wildcard_proof_of_the_closest_encloser() {
+        let names = ["zone.", "b.zone.", "x.b.zone.", "m.zone."];
+        let c = chain(&names);
+        let exists = |n: &[u8]| names.iter().any(|x| *wire(x) == *n);
+        // c.x.b.zone: closest encloser x.b.zone; *.x.b.zone sorts right
+        // after x.b.zone, so one NSEC proves both.
+        let p = c.nxdomain(&wire("c.x.b.zone."), exists);
+        assert_eq!((text(p[0]), text(p[1])), ("x.b.zone.", "-"));
+        // q.zone: covered by m.zone; *.zone is covered by the apex's NSEC.
+        let p = c.nxdomain(&wire("q.zone."), exists);
+        assert_eq!((text(p[0]), text(p[1])), ("m.zone.", "zone."));
+        // a.zone: both the name and *.zone are covered by the apex's NSEC.
+        let p = c.nxdomain(&wire("a.zone."), exists);
+        assert_eq!((text(p[0]), text(p[1])), ("zone.", "-"));
+    }
+}
