@@ -95,7 +95,9 @@ impl ControlPlane {
         let publisher = self.publisher.clone();
         match tokio::task::spawn_blocking(move || publisher.resign()).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!("re-signing failed, still serving the old signatures: {e}"),
+            Ok(Err(e)) => {
+                tracing::error!("re-signing failed, still serving the old signatures: {e}")
+            }
             Err(e) => tracing::error!("re-signing failed unexpectedly: {e}"),
         }
     }

@@ -131,9 +131,11 @@ pub fn load_key(path: &Path) -> Result<ZoneKey, KeyError> {
         path: path.to_owned(),
     })?;
     let dnskey = DNSKEY::from_key(&public);
-    let key_tag = dnskey.calculate_key_tag().map_err(|_| KeyError::Algorithm {
-        path: path.to_owned(),
-    })?;
+    let key_tag = dnskey
+        .calculate_key_tag()
+        .map_err(|_| KeyError::Algorithm {
+            path: path.to_owned(),
+        })?;
     Ok(ZoneKey {
         path: path.to_owned(),
         dnskey,
@@ -210,7 +212,7 @@ mod tests {
         write_new(&path, &generate_pem().unwrap()).unwrap();
         let key = load_key(&path).unwrap();
         assert_eq!(key.dnskey.flags(), FLAGS);
-        assert_eq!(key.dnskey.algorithm(), ALGORITHM);
+        assert_eq!(key.dnskey.public_key().algorithm(), ALGORITHM);
         let origin = Name::from_ascii("keiko.example.com.").unwrap();
         let ds = key.ds(&origin).unwrap();
         assert_eq!(ds.key_tag(), key.key_tag);

@@ -46,7 +46,7 @@ pub struct Summary {
     pub key_tags: Vec<u16>,
     /// Unix time the earliest signature in the table expires.
     pub earliest_expiration: u32,
-    /// Signatures in the table.
+    /// Signatures in the table (one per distinct RRset).
     pub signatures: usize,
     /// Signatures made since the process started.
     pub signed_total: u64,
@@ -68,8 +68,6 @@ pub struct Signer {
     cache: HashMap<Vec<u8>, Cached>,
     build: u64,
     now: u32,
-    in_table: usize,
-    earliest: u32,
     signed_total: u64,
 }
 
@@ -86,8 +84,6 @@ impl Signer {
             cache: HashMap::new(),
             build: 0,
             now: 0,
-            in_table: 0,
-            earliest: u32::MAX,
             signed_total: 0,
         })
     }
@@ -112,8 +108,6 @@ impl Signer {
     pub fn begin(&mut self, now: u32) {
         self.build += 1;
         self.now = now;
-        self.in_table = 0;
-        self.earliest = u32::MAX;
     }
 
     /// The RRSIG of `rrset` (records of one owner, type and class, with
@@ -139,9 +133,7 @@ impl Signer {
             && hit.expiration.saturating_sub(now) > refresh
         {
             hit.used = build;
-            let (rrsig, expiration) = (hit.rrsig.clone(), hit.expiration);
-            self.note(expiration);
-            return Ok(rrsig);
+            return Ok(hit.rrsig.clone());
         }
         let inception = now.saturating_sub(INCEPTION_SKEW);
         let expiration = inception.saturating_add(self.validity);
@@ -179,13 +171,7 @@ impl Signer {
                 used: build,
             },
         );
-        self.note(expiration);
         Ok(rrsig)
-    }
-
-    fn note(&mut self, expiration: u32) {
-        self.in_table += 1;
-        self.earliest = self.earliest.min(expiration);
     }
 
     /// Ends a build: forgets signatures it did not use and says what the
@@ -193,12 +179,13 @@ impl Signer {
     pub fn finish(&mut self) -> Summary {
         let build = self.build;
         self.cache.retain(|_, c| c.used == build);
+        let earliest = self.cache.values().map(|c| c.expiration).min();
         Summary {
             algorithm: u8::from(keys::ALGORITHM),
             signing_key_tag: self.keys.first().map_or(0, |k| k.key_tag),
             key_tags: self.keys.iter().map(|k| k.key_tag).collect(),
-            earliest_expiration: if self.in_table == 0 { 0 } else { self.earliest },
-            signatures: self.in_table,
+            earliest_expiration: earliest.unwrap_or(0),
+            signatures: self.cache.len(),
             signed_total: self.signed_total,
         }
     }

@@ -13,8 +13,8 @@ use super::prepared::Sections;
 use super::routing;
 use super::signed::{self, Encoder, Signing};
 use super::{AnswerCounters, Compiled, GeoClass, Node, RegionAnswers, StaticNode, SteeredNode};
-use crate::dnssec::{SignError, Signer};
 use crate::config::{Config, Policy, RegionId};
+use crate::dnssec::{SignError, Signer};
 use crate::geo::{ClientMap, GeoDb, GeoError};
 use crate::guard::rrl::RateLimiter;
 use crate::wire::{NOERROR, NXDOMAIN};
@@ -82,7 +82,11 @@ impl Compiled {
             .chain(config.records.iter().map(|r| &r.name))
             .map(wire)
             .collect();
-        for name in zone.nodes.keys().chain(config.records.iter().map(|r| &r.name)) {
+        for name in zone
+            .nodes
+            .keys()
+            .chain(config.records.iter().map(|r| &r.name))
+        {
             let mut parent = name.base_name();
             while zone.origin.zone_of(&parent) {
                 exists.insert(wire(&parent));
@@ -134,7 +138,6 @@ impl Compiled {
                 parent = parent.base_name();
             }
         }
-        drop(enc);
         let (chain, dnssec) = match signing {
             Some(s) => {
                 let (chain, summary) = s.finish();
@@ -301,7 +304,9 @@ fn static_node(
         // What proves the tail of the chain negative: the target's own
         // NSEC (no such type), or the NSECs denying that it exists.
         let proof: Vec<Box<[u8]>> = match (&enc.signing, &target_node, &missing) {
-            (Some(s), Some((target, _)), _) => s.nsec_of(target).map(Box::from).into_iter().collect(),
+            (Some(s), Some((target, _)), _) => {
+                s.nsec_of(target).map(Box::from).into_iter().collect()
+            }
             (Some(s), None, Some(target)) => s.nxdomain_proof(target, exists),
             _ => Vec::new(),
         };
@@ -344,7 +349,10 @@ fn static_node(
             authority: vec![],
             additional,
         };
-        by_type.push((u16::from(*rtype), enc.encode(name, *rtype, NOERROR, &sections, &[])?));
+        by_type.push((
+            u16::from(*rtype),
+            enc.encode(name, *rtype, NOERROR, &sections, &[])?,
+        ));
     }
     // RFC 8482: answer ANY with one RRset, the smallest useful one first.
     let any = node

@@ -18,13 +18,16 @@ pub(crate) struct Chain {
     records: Box<[Box<[u8]>]>,
 }
 
+/// An owner name and its encoded NSEC RRset with RRSIG.
+pub(crate) type Link = (Box<[u8]>, Box<[u8]>);
+
 /// NSEC records that prove a denial: up to two RRsets (each NSEC plus its
 /// RRSIG, so two records each).
 pub(crate) type Proof<'a> = [Option<&'a [u8]>; 2];
 
 impl Chain {
     /// `entries` in any order; sorted here.
-    pub(crate) fn new(mut entries: Vec<(Box<[u8]>, Box<[u8]>)>) -> Chain {
+    pub(crate) fn new(mut entries: Vec<Link>) -> Chain {
         entries.sort_by(|a, b| canonical_cmp(&a.0, &b.0));
         let (names, records) = entries.into_iter().unzip::<_, _, Vec<_>, Vec<_>>();
         Chain {
@@ -48,7 +51,9 @@ impl Chain {
         let after = self
             .names
             .partition_point(|n| canonical_cmp(n, name) != Ordering::Greater);
-        let index = after.checked_sub(1).unwrap_or(self.names.len().checked_sub(1)?);
+        let index = after
+            .checked_sub(1)
+            .unwrap_or(self.names.len().checked_sub(1)?);
         self.records.get(index).map(|r| &r[..])
     }
 
@@ -129,7 +134,11 @@ mod tests {
 
     fn wire(text: &str) -> Box<[u8]> {
         let mut out = Vec::new();
-        for label in text.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+        for label in text
+            .trim_end_matches('.')
+            .split('.')
+            .filter(|l| !l.is_empty())
+        {
             out.push(label.len() as u8);
             out.extend_from_slice(label.as_bytes());
         }
@@ -164,7 +173,11 @@ mod tests {
             })
             .collect();
         for pair in names.windows(2) {
-            assert_eq!(canonical_cmp(&pair[0], &pair[1]), Ordering::Less, "{pair:?}");
+            assert_eq!(
+                canonical_cmp(&pair[0], &pair[1]),
+                Ordering::Less,
+                "{pair:?}"
+            );
             assert_eq!(canonical_cmp(&pair[1], &pair[0]), Ordering::Greater);
         }
         assert_eq!(canonical_cmp(&names[3], &names[3]), Ordering::Equal);

@@ -12,8 +12,8 @@ mod build;
 mod denial;
 mod digest;
 mod prepared;
-mod signed;
 pub mod routing;
+mod signed;
 
 use std::net::IpAddr;
 use std::sync::Arc;

@@ -39,7 +39,10 @@ pub(super) struct Encoder<'s, 'k> {
     pub signing: Option<&'s mut Signing<'k>>,
 }
 
-fn encode_err(name: &Name, rtype: RecordType) -> impl FnOnce(hickory_proto::ProtoError) -> BuildError {
+fn encode_err(
+    name: &Name,
+    rtype: RecordType,
+) -> impl FnOnce(hickory_proto::ProtoError) -> BuildError {
     let name = name.to_string();
     move |source| BuildError::Encode {
         name,
@@ -167,7 +170,11 @@ impl<'k> Signing<'k> {
 
     /// The NSEC records proving `name` does not exist: the one covering it
     /// and the one covering the wildcard at its closest encloser.
-    pub(super) fn nxdomain_proof(&self, name: &Name, exists: impl Fn(&[u8]) -> bool) -> Vec<Box<[u8]>> {
+    pub(super) fn nxdomain_proof(
+        &self,
+        name: &Name,
+        exists: impl Fn(&[u8]) -> bool,
+    ) -> Vec<Box<[u8]>> {
         self.chain
             .nxdomain(&wire(name), exists)
             .into_iter()
@@ -244,8 +251,8 @@ impl Encoder<'_, '_> {
         origin: &Name,
         proof: &[&[u8]],
     ) -> Result<Prepared, BuildError> {
-        let mut prepared =
-            Prepared::negative(rcode, negative, origin).map_err(encode_err(origin, RecordType::SOA))?;
+        let mut prepared = Prepared::negative(rcode, negative, origin)
+            .map_err(encode_err(origin, RecordType::SOA))?;
         if let Some(s) = self.signing.as_deref() {
             let [soa, sig] = &s.soa;
             let signed = Prepared::negative_signed(rcode, &[soa, sig], origin, proof)
@@ -293,3 +300,6 @@ pub(super) fn steered_types(
     }
     types
 }
+
+#[cfg(test)]
+mod tests;

@@ -43,7 +43,8 @@ impl Validator<'_> {
             paths.push(path);
         }
         let duration = |v: &Option<Spanned<schema::HumanDuration>>, default| {
-            v.as_ref().map_or((0..0, default), |v| (v.span(), v.get_ref().0))
+            v.as_ref()
+                .map_or((0..0, default), |v| (v.span(), v.get_ref().0))
         };
         let (validity_span, signature_validity) = duration(&d.signature_validity, DEFAULT_VALIDITY);
         let (refresh_span, refresh) = duration(&d.refresh, DEFAULT_REFRESH);

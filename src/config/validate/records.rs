@@ -285,6 +285,30 @@ impl Validator<'_> {
                 self.sink.found.push(d);
             }
         }
+        // Signatures and denial records are made from the zone, never read
+        // from it: a pre-signed file's would not cover what is steered.
+        const MADE_BY_SIGNING: [RecordType; 7] = [
+            RecordType::RRSIG,
+            RecordType::NSEC,
+            RecordType::NSEC3,
+            RecordType::NSEC3PARAM,
+            RecordType::DNSKEY,
+            RecordType::CDS,
+            RecordType::CDNSKEY,
+        ];
+        for (owner, node) in &zone.nodes {
+            for rtype in MADE_BY_SIGNING.iter().filter(|t| node.contains_key(t)) {
+                let problem = zone.problem_at(
+                    owner,
+                    *rtype,
+                    format!(
+                        "{rtype} records do not belong in the zone file; keiko-dns makes the \
+                         zone's DNSSEC records itself when [dnssec] is set: remove them"
+                    ),
+                );
+                self.zone_problem(problem);
+            }
+        }
         let steered: HashSet<&Name> = config.records.iter().map(|r| &r.name).collect();
         for (owner, node) in &zone.nodes {
             let Some(cname) = node.get(&RecordType::CNAME).and_then(|c| c.first()) else {
