@@ -17,11 +17,17 @@ use arc_swap::ArcSwap;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use keiko_dns::control::{Publisher, load};
 use keiko_dns::dataplane::{Stats, Thread, Transport, Worker};
+use keiko_dns::dnssec::Signer;
 use keiko_dns::snapshot::{Compiled, Snapshot};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 fn query(name: &str, qtype: u16, ecs: Option<&[u8]>) -> Vec<u8> {
+    query_do(name, qtype, ecs, false)
+}
+
+/// As [`query`], with the DO bit set when `dnssec_ok`.
+fn query_do(name: &str, qtype: u16, ecs: Option<&[u8]>, dnssec_ok: bool) -> Vec<u8> {
     let mut p = vec![0xab, 0xcd, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1];
     for label in name.split('.') {
         p.push(label.len() as u8);
@@ -29,7 +35,7 @@ fn query(name: &str, qtype: u16, ecs: Option<&[u8]>) -> Vec<u8> {
     }
     p.extend_from_slice(&[0, (qtype >> 8) as u8, qtype as u8, 0, 1]);
     let opt = ecs.map_or(vec![], |e| [&[0u8, 8, 0, e.len() as u8][..], e].concat());
-    p.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0, 0]);
+    p.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, if dnssec_ok { 0x80 } else { 0 }, 0]);
     p.extend_from_slice(&(opt.len() as u16).to_be_bytes());
     p.extend_from_slice(&opt);
     p
@@ -225,5 +231,149 @@ impl TapMkdir for std::path::PathBuf {
     }
 }
 
-criterion_group!(benches, per_class, growth, verdict_to_answer);
+/// `config` with a `[dnssec]` section and a fresh key in `dir`, loaded.
+fn signed_inputs(config: &Path, dir: &Path) -> keiko_dns::control::Loaded {
+    use std::os::unix::fs::PermissionsExt;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let key_path = dir.join("zone.pem");
+    std::fs::write(&key_path, key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = std::fs::read_to_string(config).unwrap()
+        + &format!("\n[dnssec]\nkeys = [{:?}]\n", key_path.to_str().unwrap());
+    let signed = config.with_file_name(format!(
+        ".{}.signed.toml",
+        config.file_stem().unwrap().to_str().unwrap()
+    ));
+    std::fs::write(&signed, text).unwrap();
+    let loaded = load(&signed);
+    let _ = std::fs::remove_file(&signed);
+    loaded.expect("signed config loads")
+}
+
+/// Builds `loaded` signed from scratch (a fresh signer: nothing cached).
+fn build_signed(loaded: &keiko_dns::control::Loaded) -> Compiled {
+    let dnssec = loaded.config.dnssec.as_ref().unwrap();
+    let mut signer = Signer::new(dnssec, &loaded.config.zone.origin).unwrap();
+    Compiled::build_signed(
+        loaded.config.clone(),
+        loaded.zone.clone(),
+        loaded.geo.clone(),
+        2,
+        Some(&mut signer),
+        NOW,
+    )
+    .unwrap()
+}
+
+/// DO queries against a signed table, beside the same queries without DO;
+/// signing time; the largest signed answers.
+fn dnssec(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let loaded = signed_inputs(&default_config(), dir.path());
+    let n = loaded.config.regions.len();
+    let snap = Snapshot::new(Arc::new(build_signed(&loaded)), vec![true; n], 1);
+    let mut worker = worker();
+    let mut out = Vec::with_capacity(65535);
+    let zone = "keiko.example.com";
+    let name = |s: &str| format!("{s}.{zone}");
+    let gb: &[u8] = &[0, 1, 24, 0, 81, 2, 69];
+    let classes: Vec<(&str, String, u16, Option<&[u8]>)> = vec![
+        ("static", name("api-contracts-us-east"), 1, None),
+        ("failover", name("api-contracts"), 1, None),
+        ("weighted", name("api-contracts-weighted"), 1, None),
+        ("geo_ecs_v4_gb", name("api-contracts-geo"), 1, Some(gb)),
+        ("nodata", name("api-contracts"), 16, None),
+        ("nxdomain", name("no-such-name"), 1, None),
+    ];
+    let mut group = c.benchmark_group("dnssec");
+    for (label, qname, qtype, ecs) in &classes {
+        for dnssec_ok in [false, true] {
+            let q = query_do(qname, *qtype, *ecs, dnssec_ok);
+            let id = format!("{label}_{}", if dnssec_ok { "do" } else { "plain" });
+            group.bench_function(id, |b| {
+                b.iter(|| {
+                    worker.answer(&snap, NOW, black_box(&q), CLIENT, Transport::Udp, &mut out)
+                })
+            });
+        }
+    }
+    group.finish();
+    // The DO/no-DO ratio per class, from interleaved blocks (machine drift
+    // cancels, as for answer_growth).
+    for (label, qname, qtype, ecs) in &classes {
+        let plain = query_do(qname, *qtype, *ecs, false);
+        let signed = query_do(qname, *qtype, *ecs, true);
+        let mut block = |q: &[u8]| {
+            let start = std::time::Instant::now();
+            for _ in 0..20_000 {
+                black_box(worker.answer(
+                    &snap,
+                    NOW,
+                    black_box(q),
+                    CLIENT,
+                    Transport::Udp,
+                    &mut out,
+                ));
+            }
+            start.elapsed().as_secs_f64()
+        };
+        let mut ratios: Vec<f64> = (0..41).map(|_| block(&signed) / block(&plain)).collect();
+        ratios.sort_by(f64::total_cmp);
+        eprintln!(
+            "dnssec/{label}: DO / no-DO per-query time, median of {} interleaved blocks: {:.3}",
+            ratios.len(),
+            ratios[ratios.len() / 2]
+        );
+    }
+    // The largest signed answers, over TCP (no truncation).
+    let mut sizes: Vec<(usize, String)> = [
+        (zone.to_string(), 48u16),
+        (zone.to_string(), 2),
+        (zone.to_string(), 6),
+        (zone.to_string(), 15),
+        (zone.to_string(), 255),
+        (name("no-such-name"), 1),
+        (name("api-contracts"), 28),
+        (name("api-contracts"), 16),
+        (name("www"), 1),
+    ]
+    .into_iter()
+    .map(|(qname, qtype)| {
+        let q = query_do(&qname, qtype, None, true);
+        worker.answer(&snap, NOW, &q, CLIENT, Transport::Tcp, &mut out);
+        (out.len(), format!("{qname} type {qtype}"))
+    })
+    .collect();
+    sizes.sort();
+    for (size, what) in sizes.iter().rev().take(4) {
+        eprintln!("dnssec/largest: {what} with DO: {size} bytes");
+    }
+
+    let mut group = c.benchmark_group("dnssec_build");
+    group.sample_size(10);
+    group.bench_function("sign_default_from_scratch", |b| {
+        b.iter(|| build_signed(&loaded))
+    });
+    group.finish();
+    let big_dir = tempfile::tempdir().unwrap();
+    let big = signed_inputs(&generated(big_dir.path(), 10_000, 3), big_dir.path());
+    let start = std::time::Instant::now();
+    let compiled = build_signed(&big);
+    let elapsed = start.elapsed();
+    let summary = compiled.dnssec.clone().unwrap();
+    eprintln!(
+        "dnssec/build: 10k names / 3 regions signed from scratch in {:.2} s: {} signatures, table about {} KiB",
+        elapsed.as_secs_f64(),
+        summary.signatures,
+        compiled.memory_bytes() / 1024
+    );
+    let unsigned = std::time::Instant::now();
+    let _ = Compiled::build(big.config.clone(), big.zone.clone(), big.geo.clone(), 2).unwrap();
+    eprintln!(
+        "dnssec/build: the same unsigned in {:.3} s",
+        unsigned.elapsed().as_secs_f64()
+    );
+}
+
+criterion_group!(benches, per_class, growth, verdict_to_answer, dnssec);
 criterion_main!(benches);

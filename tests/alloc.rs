@@ -17,9 +17,10 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
 use hickory_proto::op::{Message, ResponseCode};
-use hickory_proto::rr::RData;
+use hickory_proto::rr::{RData, RecordType};
 use keiko_dns::config::Config;
 use keiko_dns::dataplane::{Stats, Thread, Transport, Worker};
+use keiko_dns::dnssec::Signer;
 use keiko_dns::geo::GeoDb;
 use keiko_dns::snapshot::{Compiled, Snapshot};
 use keiko_dns::zone::Zone;
@@ -80,15 +81,45 @@ fn snapshot(extra: &str) -> Snapshot {
         .database
         .as_ref()
         .map(|p| Arc::new(GeoDb::open(p).expect("GeoIP loads")));
-    let compiled = Compiled::build(Arc::new(config), Arc::new(zone), geo, 2).expect("compiles");
+    let mut signer = config
+        .dnssec
+        .as_ref()
+        .map(|d| Signer::new(d, &config.zone.origin).expect("keys load"));
+    let compiled = Compiled::build_signed(
+        Arc::new(config),
+        Arc::new(zone),
+        geo,
+        2,
+        signer.as_mut(),
+        NOW,
+    )
+    .expect("compiles");
     Snapshot::new(Arc::new(compiled), vec![true, false, true], 1)
+}
+
+/// A `[dnssec]` section with a fresh key in `dir`.
+fn dnssec_extra(dir: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).expect("key");
+    let path = dir.join("zone.pem");
+    std::fs::write(&path, key.serialize_pem()).expect("write key");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    format!("\n[dnssec]\nkeys = [{:?}]\n", path.to_str().expect("utf-8"))
 }
 
 #[test]
 fn answering_allocates_nothing() {
     // Without and with response rate limiting: repeats of one query soon
     // exceed 5 a second, so the limiter's drop and slip paths run too.
-    for extra in ["", "\n[rate_limit]\nresponses_per_second = 5\nslip = 2\n"] {
+    // Signed too: the queries with EDNS set the DO bit, so they get the
+    // signed answers and NSEC proofs picked from the chain.
+    let keys = tempfile::tempdir().expect("tempdir");
+    let signed = dnssec_extra(keys.path());
+    for extra in [
+        "",
+        "\n[rate_limit]\nresponses_per_second = 5\nslip = 2\n",
+        signed.as_str(),
+    ] {
         answer_every_class(&snapshot(extra), extra);
     }
 }
@@ -270,7 +301,26 @@ fn check(what: &str, what_config: &str, response: Option<&[u8]>, expect: &Expect
     let m = Message::from_vec(response)
         .unwrap_or_else(|e| panic!("{context}: response does not parse: {e}"));
     assert_eq!(m.metadata.response_code, *rcode, "{context}: {m:?}");
-    assert_eq!(m.answers.len(), *answers, "{context}: {m:?}");
+    let records = |rs: &[hickory_proto::rr::Record]| {
+        rs.iter()
+            .filter(|r| r.record_type() != RecordType::RRSIG)
+            .count()
+    };
+    assert_eq!(records(&m.answers), *answers, "{context}: {m:?}");
+    let signed =
+        what_config.contains("[dnssec]") && m.edns.as_ref().is_some_and(|e| e.flags().dnssec_ok);
+    if signed && matches!(*rcode, ResponseCode::NoError | ResponseCode::NXDomain) {
+        let sigs = m
+            .answers
+            .iter()
+            .chain(&m.authorities)
+            .filter(|r| r.record_type() == RecordType::RRSIG)
+            .count();
+        assert!(
+            sigs > 0,
+            "{context}: a DO answer of a signed zone without RRSIG: {m:?}"
+        );
+    }
     if !addresses.is_empty() {
         let got: Vec<String> = m
             .answers

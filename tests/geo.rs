@@ -18,9 +18,9 @@
 mod common;
 
 use std::fs;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -289,20 +289,6 @@ impl Db {
             scope = p;
         }
         scope
-    }
-}
-
-/// `ip` with the bits past `prefix` cleared.
-fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(a) => {
-            let m = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V4(Ipv4Addr::from(u32::from(a) & m))
-        }
-        IpAddr::V6(a) => {
-            let m = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
-            IpAddr::V6(Ipv6Addr::from(u128::from(a) & m))
-        }
     }
 }
 
@@ -1198,158 +1184,13 @@ fn bad_databases_are_rejected_on_reload() {
 // Through a real recursive resolver
 // ---------------------------------------------------------------------------
 
-const UNBOUND: &str = "/usr/sbin/unbound";
-
-/// A non-daemon `unbound` on loopback; killed (by its PID) on drop.
-struct Unbound {
-    child: Child,
-    dir: tempfile::TempDir,
-    addr: SocketAddr,
-}
-
-impl Unbound {
-    /// The config that works with unbound 1.17 (Debian bookworm):
-    ///
-    /// ```text
-    /// server:
-    ///     interface: 127.0.0.1@PORT      # and port: PORT
-    ///     do-ip6: no
-    ///     outgoing-interface: 127.0.0.1  # it can only send from loopback...
-    ///     do-not-query-localhost: no     # ...to our loopback authority
-    ///     username: ""  chroot: ""  directory/pidfile in a tempdir
-    ///     use-syslog: no  logfile: ""    # log to stderr
-    ///     access-control: 127.0.0.0/8 allow
-    ///     module-config: "subnetcache iterator"   # no validator, no trust anchor
-    ///     send-client-subnet: 127.0.0.1           # ECS towards this authority
-    ///     client-subnet-always-forward: yes
-    ///     max-client-subnet-ipv4: 32              # pass the client's /32 on
-    ///     max-client-subnet-ipv6: 128
-    ///     qname-minimisation: no
-    /// stub-zone: name "keiko.example.com", stub-addr 127.0.0.1@DNSPORT
-    /// stub-zone: name ".", stub-addr 127.0.0.1@DNSPORT   # never the real root
-    /// ```
-    fn start(dns_port: u16) -> Unbound {
-        assert!(
-            Path::new(UNBOUND).is_file(),
-            "unbound not found: run tests/run.sh (it installs Debian's unbound at {UNBOUND})"
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("keiko-unbound-")
-            .tempdir()
-            .unwrap();
-        let port = free_port();
-        let d = dir.path().to_str().unwrap();
-        let conf = format!(
-            r#"server:
-    verbosity: 1
-    interface: 127.0.0.1@{port}
-    port: {port}
-    do-ip4: yes
-    do-ip6: no
-    do-udp: yes
-    do-tcp: yes
-    outgoing-interface: 127.0.0.1
-    do-not-query-localhost: no
-    username: ""
-    chroot: ""
-    directory: "{d}"
-    pidfile: "{d}/unbound.pid"
-    use-syslog: no
-    logfile: ""
-    num-threads: 1
-    so-reuseport: no
-    access-control: 127.0.0.0/8 allow
-    module-config: "subnetcache iterator"
-    send-client-subnet: 127.0.0.1
-    client-subnet-always-forward: yes
-    max-client-subnet-ipv4: 32
-    max-client-subnet-ipv6: 128
-    qname-minimisation: no
-    prefetch: no
-
-stub-zone:
-    name: "keiko.example.com"
-    stub-addr: 127.0.0.1@{dns_port}
-
-stub-zone:
-    name: "."
-    stub-addr: 127.0.0.1@{dns_port}
-"#
-        );
-        let conf_path = dir.path().join("unbound.conf");
-        fs::write(&conf_path, &conf).unwrap();
-        let log = fs::File::create(dir.path().join("unbound.log")).unwrap();
-        let child = Command::new(UNBOUND)
-            .arg("-d")
-            .arg("-c")
-            .arg(&conf_path)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("spawn unbound");
-        let mut unbound = Unbound {
-            child,
-            dir,
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
-        };
-        // Ready once it resolves the zone's SOA through our server.
-        let client = UdpClient::new(unbound.addr, Duration::from_millis(300));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(status)) = unbound.child.try_wait() {
-                panic!(
-                    "unbound exited with {status}; config:\n{conf}\nlog:\n{}",
-                    unbound.log()
-                );
-            }
-            let mut soa = Message::query_for(ORIGIN, RecordType::SOA);
-            soa.metadata.recursion_desired = true;
-            if let Some(m) = client.try_exchange(&soa)
-                && m.metadata.response_code == ResponseCode::NoError
-            {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "unbound not answering within 10 s; config:\n{conf}\nlog:\n{}",
-                unbound.log()
-            );
-        }
-        unbound
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("unbound.log")).unwrap_or_default()
-    }
-
-    /// A recursive query (RD) through unbound, with ECS `addr/prefix` or none.
-    fn resolve(&self, name: &str, subnet: Option<(&str, u8)>) -> Message {
-        let mut q = Message::query_for(&fqdn(name), RecordType::A);
-        q.metadata.recursion_desired = true;
-        if let Some((addr, prefix)) = subnet {
-            q = q.with_subnet(mask(ip(addr), prefix), prefix);
-        }
-        UdpClient::new(self.addr, Duration::from_secs(3)).exchange(&q)
-    }
-}
-
-impl Drop for Unbound {
-    fn drop(&mut self) {
-        // SIGKILL to our own child, by PID; then reap it.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn geo_answers_through_unbound_with_ecs() {
     let path = fixture_db();
     let server = Server::start(&geo_config(&path, DEFAULT_COUNTRIES, true), &default_zone());
     let unbound = Unbound::start(server.ws.dns_port);
     let answer = |subnet: Option<(&str, u8)>| -> IpAddr {
-        let m = unbound.resolve(GEO_NAME, subnet);
+        let m = unbound.resolve(GEO_NAME, RecordType::A, subnet);
         assert_eq!(
             m.metadata.response_code,
             ResponseCode::NoError,
@@ -1389,8 +1230,8 @@ fn geo_answers_through_unbound_with_ecs() {
     // Without ECS unbound sends its client's address (127.0.0.1: unknown).
     assert_eq!(answer(None), us, "no ECS from the client");
     // And the failover name for an EU subnet honours residency too.
-    let m = unbound.resolve(FAILOVER_NAME, Some(("89.160.20.112", 32)));
+    let m = unbound.resolve(FAILOVER_NAME, RecordType::A, Some(("89.160.20.112", 32)));
     assert_eq!(addresses(&m), vec![eu], "SE via unbound, failover: {m:#?}");
-    let m = unbound.resolve(FAILOVER_NAME, Some(("216.160.83.56", 32)));
+    let m = unbound.resolve(FAILOVER_NAME, RecordType::A, Some(("216.160.83.56", 32)));
     assert_eq!(addresses(&m), vec![us], "US via unbound, failover: {m:#?}");
 }

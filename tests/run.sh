@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine: installs the tools the tests
-# drive (dig, unbound, chromium, promtool), checks formatting and lints,
+# drive (dig, delv, unbound, chromium, promtool, dnspython), checks formatting and lints,
 # builds the fuzz targets and benches, then runs every test.
 # Usage: tests/run.sh [extra cargo test arguments]
 set -euo pipefail
@@ -12,6 +12,8 @@ declare -A tools=(
   [unbound]=unbound
   [chromium]=chromium
   [promtool]=prometheus
+  [delv]=bind9-dnsutils
+  [dnssec-dsfromkey]=bind9-dnsutils
 )
 missing=()
 for cmd in "${!tools[@]}"; do
@@ -24,6 +26,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
   $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# dnspython validates signed answers independently of hickory (tests/dnssec.rs);
+# its DNSSEC support needs cryptography 50 or later.
+if ! python3 -c "import sys, dns._features as f; sys.exit(0 if f.have('dnssec') else 1)" 2>/dev/null; then
+  echo "tests/run.sh: installing dnspython with cryptography (pip)"
+  python3 -m pip install -q --disable-pip-version-check 'dnspython==2.9.2' 'cryptography>=50'
 fi
 
 # House rules first: they fail in seconds, the suite takes minutes.

@@ -21,6 +21,8 @@ pub mod fleet;
 pub mod http;
 #[allow(dead_code)]
 pub mod process;
+#[allow(dead_code)]
+pub mod unbound;
 
 #[allow(unused_imports)]
-pub use {dns::*, fixtures::*, http::*, process::*};
+pub use {dns::*, fixtures::*, http::*, process::*, unbound::*};
