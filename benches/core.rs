@@ -114,6 +114,8 @@ fn generated(dir: &Path, names: usize, regions: usize) -> std::path::PathBuf {
             r % 250 + 1
         );
     }
+    // The default zone's CNAME points at this steered name.
+    toml.push_str("[[records]]\nname = \"api-contracts\"\npolicy = \"failover\"\n");
     let policies = ["failover", "weighted"];
     for i in 0..names {
         let _ = write!(

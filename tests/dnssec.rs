@@ -18,6 +18,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::fleet::{FleetOptions, TestFleet};
 use common::*;
 use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::RecordType;
@@ -387,3 +388,35 @@ fn do_answers_that_do_not_fit_are_truncated_and_complete_over_tcp() {
 }
 
 const FAILOVER_NAME_FQDN: &str = "api-contracts.keiko.example.com.";
+
+#[test]
+fn every_instance_of_a_fleet_signs_with_the_same_key_and_validates() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = key_file(keys.path(), "zone.pem");
+    let fleet = TestFleet::start(FleetOptions {
+        extra: format!("\n[dnssec]\nkeys = [{}]\n", toml_path(&key)),
+        ..FleetOptions::default()
+    });
+    let anchors: Vec<String> = fleet.nodes.iter().map(served_dnskey).collect();
+    assert!(
+        anchors.iter().all(|a| *a == anchors[0]),
+        "one DNSKEY: {anchors:#?}"
+    );
+    for node in &fleet.nodes {
+        let unbound = Unbound::start_with(
+            node.ws.dns_port,
+            Some(Validation {
+                anchor: &anchors[0],
+                date: None,
+            }),
+        );
+        for (name, rtype, rcode) in [
+            (FAILOVER_NAME, RecordType::A, ResponseCode::NoError),
+            (WEIGHTED_NAME, RecordType::AAAA, ResponseCode::NoError),
+            ("no-such-name", RecordType::A, ResponseCode::NXDomain),
+        ] {
+            let m = unbound.resolve(name, rtype, None);
+            assert_validated(&unbound, &m, &format!("{} {name}", node.ws.dns_port), rcode);
+        }
+    }
+}

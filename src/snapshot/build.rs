@@ -76,29 +76,8 @@ impl Compiled {
 
         let mut names: FxHashMap<Box<[u8]>, Node> = FxHashMap::default();
         let steered: BTreeSet<&Name> = config.records.iter().map(|r| &r.name).collect();
-        let mut exists: rustc_hash::FxHashSet<Box<[u8]>> = zone
-            .nodes
-            .keys()
-            .chain(config.records.iter().map(|r| &r.name))
-            .map(wire)
-            .collect();
-        for name in zone
-            .nodes
-            .keys()
-            .chain(config.records.iter().map(|r| &r.name))
-        {
-            let mut parent = name.base_name();
-            while zone.origin.zone_of(&parent) {
-                exists.insert(wire(&parent));
-                if parent == zone.origin {
-                    break;
-                }
-                parent = parent.base_name();
-            }
-        }
-        let exists = |n: &[u8]| exists.contains(n);
         for name in zone.nodes.keys() {
-            let node = static_node(&mut enc, &zone, name, &negative, &steered, &exists)?;
+            let node = static_node(&mut enc, &zone, name, &negative, &steered)?;
             names.insert(wire(name), Node::Static(node));
         }
         // Unsigned, a steered answer's owner is always a pointer to the
@@ -216,7 +195,6 @@ fn static_node(
     name: &Name,
     negative: &Record,
     steered: &BTreeSet<&Name>,
-    exists: &dyn Fn(&[u8]) -> bool,
 ) -> Result<StaticNode, BuildError> {
     let mut node = zone.nodes[name].clone();
     let mut nodata = None;
@@ -307,7 +285,7 @@ fn static_node(
             (Some(s), Some((target, _)), _) => {
                 s.nsec_of(target).map(Box::from).into_iter().collect()
             }
-            (Some(s), None, Some(target)) => s.nxdomain_proof(target, exists),
+            (Some(s), None, Some(target)) => s.nxdomain_proof(target),
             _ => Vec::new(),
         };
         let proof: Vec<&[u8]> = proof.iter().map(|b| &b[..]).collect();

@@ -8,14 +8,20 @@
 
 use std::cmp::Ordering;
 
+use rustc_hash::FxHashMap;
+
 use crate::wire::MAX_NAME;
 
-/// The NSEC chain: owner names (lowercase wire form) in canonical order,
-/// each with its NSEC RRset and RRSIG encoded without compression, so the
-/// bytes can follow any question.
+/// The NSEC chain: owner names in canonical order, each with its NSEC
+/// RRset and RRSIG encoded without compression, so the bytes can follow
+/// any question. Names are kept as sort keys ([`sort_key`]), so a query
+/// is one key built on the stack and a binary search of byte strings.
 pub(crate) struct Chain {
-    names: Box<[Box<[u8]>]>,
+    keys: Box<[Box<[u8]>]>,
     records: Box<[Box<[u8]>]>,
+    /// Every name in the table (empty non-terminals too) to the NSEC that
+    /// covers the wildcard below it: the closest encloser's proof.
+    wildcards: FxHashMap<Box<[u8]>, u32>,
 }
 
 /// An owner name and its encoded NSEC RRset with RRSIG.
@@ -25,71 +31,119 @@ pub(crate) type Link = (Box<[u8]>, Box<[u8]>);
 /// RRSIG, so two records each).
 pub(crate) type Proof<'a> = [Option<&'a [u8]>; 2];
 
+/// Longest sort key: every octet of a 255-octet name escaped.
+const MAX_KEY: usize = 2 * MAX_NAME;
+
 impl Chain {
-    /// `entries` in any order; sorted here.
-    pub(crate) fn new(mut entries: Vec<Link>) -> Chain {
-        entries.sort_by(|a, b| canonical_cmp(&a.0, &b.0));
-        let (names, records) = entries.into_iter().unzip::<_, _, Vec<_>, Vec<_>>();
-        Chain {
-            names: names.into_boxed_slice(),
+    /// `links` in any order; `names` every lowercase wire name that exists
+    /// in the table (the closest enclosers a query can have).
+    pub(crate) fn new(links: Vec<Link>, names: &[&[u8]]) -> Chain {
+        let mut keyed: Vec<Link> = links
+            .into_iter()
+            .map(|(name, record)| {
+                let mut buf = [0u8; MAX_KEY];
+                let len = sort_key(&name, &mut buf);
+                (Box::from(&buf[..len]), record)
+            })
+            .collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        keyed.dedup_by(|a, b| a.0 == b.0);
+        let (keys, records) = keyed.into_iter().unzip::<_, _, Vec<_>, Vec<_>>();
+        let mut chain = Chain {
+            keys: keys.into_boxed_slice(),
             records: records.into_boxed_slice(),
+            wildcards: FxHashMap::default(),
+        };
+        for name in names {
+            let mut wildcard = [0u8; MAX_NAME + 2];
+            let len = name.len() + 2;
+            if len > MAX_NAME {
+                continue;
+            }
+            wildcard[..2].copy_from_slice(b"\x01*");
+            wildcard[2..len].copy_from_slice(name);
+            if let Some(index) = chain.covering_index(&wildcard[..len]) {
+                chain.wildcards.insert(Box::from(*name), index as u32);
+            }
         }
+        chain
     }
 
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.names
+        let boxed = |b: &[u8]| b.len() + std::mem::size_of::<Box<[u8]>>();
+        self.keys
             .iter()
             .chain(self.records.iter())
-            .map(|b| b.len() + std::mem::size_of::<Box<[u8]>>())
-            .sum()
+            .map(|b| boxed(b))
+            .sum::<usize>()
+            + self.wildcards.keys().map(|k| boxed(k) + 4).sum::<usize>()
+    }
+
+    fn covering_index(&self, name: &[u8]) -> Option<usize> {
+        let mut buf = [0u8; MAX_KEY];
+        let len = sort_key(name, &mut buf);
+        let key = &buf[..len];
+        let after = self.keys.partition_point(|k| **k <= *key);
+        // Before the first name (not in the zone) wraps to the last.
+        after.checked_sub(1).or(self.keys.len().checked_sub(1))
     }
 
     /// The NSEC whose owner is the last name at or before `name`: the one
     /// that covers it when `name` is not in the chain. The apex sorts
     /// first, so every name in the zone has one.
     pub(crate) fn covering(&self, name: &[u8]) -> Option<&[u8]> {
-        let after = self
-            .names
-            .partition_point(|n| canonical_cmp(n, name) != Ordering::Greater);
-        let index = after
-            .checked_sub(1)
-            .unwrap_or(self.names.len().checked_sub(1)?);
-        self.records.get(index).map(|r| &r[..])
+        self.covering_index(name)
+            .and_then(|i| self.records.get(i))
+            .map(|r| &r[..])
     }
 
     /// RFC 4035 3.1.3.2: the NSEC covering `qname`, and the one covering
-    /// the wildcard at its closest encloser (which `exists` finds: the
-    /// longest ancestor that is in the table), once when they are the same.
-    pub(crate) fn nxdomain(&self, qname: &[u8], exists: impl Fn(&[u8]) -> bool) -> Proof<'_> {
-        let first = self.covering(qname);
-        let mut encloser = None;
+    /// the wildcard at its closest encloser (the longest ancestor in the
+    /// table), once when they are the same.
+    pub(crate) fn nxdomain(&self, qname: &[u8]) -> Proof<'_> {
+        let first = self.covering_index(qname);
+        let mut second = None;
         let mut at = 0;
         while let Some(&len) = qname.get(at) {
             if len == 0 {
                 break;
             }
             at += 1 + usize::from(len);
-            if qname.get(at..).is_some_and(&exists) {
-                encloser = Some(at);
+            if let Some(index) = qname.get(at..).and_then(|s| self.wildcards.get(s)) {
+                second = Some(*index as usize).filter(|i| Some(*i) != first);
                 break;
             }
         }
-        let Some(suffix) = encloser.and_then(|at| qname.get(at..)) else {
-            return [first, None];
-        };
-        let mut wildcard = [0u8; MAX_NAME + 2];
-        let len = suffix.len() + 2;
-        if len > MAX_NAME {
-            return [first, None];
-        }
-        wildcard[..2].copy_from_slice(b"\x01*");
-        wildcard[2..len].copy_from_slice(suffix);
-        let second = self.covering(&wildcard[..len]);
-        match (first, second) {
-            (Some(a), Some(b)) if std::ptr::eq(a, b) => [first, None],
-            _ => [first, second],
-        }
+        let record = |i: Option<usize>| i.and_then(|i| self.records.get(i)).map(|r| &r[..]);
+        [record(first), record(second)]
     }
+}
+
+/// Writes into `out` a byte string whose plain byte order is the RFC 4034
+/// 6.1 canonical order of lowercase wire names: labels from the root down,
+/// each followed by 0, its octets shifted so that none is 0 (0 and 1 are
+/// escaped as 1,1 and 1,2). Returns its length.
+pub(crate) fn sort_key(name: &[u8], out: &mut [u8; MAX_KEY]) -> usize {
+    let mut starts = [0u8; 128];
+    let n = labels(name, &mut starts);
+    let mut len = 0;
+    for i in (0..n).rev() {
+        for &octet in label(name, starts[i]) {
+            let escaped: &[u8] = match octet {
+                0 => &[1, 1],
+                1 => &[1, 2],
+                _ => std::slice::from_ref(&octet),
+            };
+            if len + escaped.len() + 1 > out.len() {
+                return len;
+            }
+            out[len..len + escaped.len()].copy_from_slice(escaped);
+            len += escaped.len();
+        }
+        out[len] = 0;
+        len += 1;
+    }
+    len
 }
 
 /// Offsets of the labels of a lowercase uncompressed wire name, the root
@@ -181,14 +235,32 @@ mod tests {
             assert_eq!(canonical_cmp(&pair[1], &pair[0]), Ordering::Greater);
         }
         assert_eq!(canonical_cmp(&names[3], &names[3]), Ordering::Equal);
+        // The sort keys order the same way.
+        let key = |n: &[u8]| {
+            let mut buf = [0u8; MAX_KEY];
+            let len = sort_key(n, &mut buf);
+            buf[..len].to_vec()
+        };
+        for pair in names.windows(2) {
+            assert!(key(&pair[0]) < key(&pair[1]), "{pair:?}");
+        }
+        let zero = [&[1u8, 0][..], &wire("z.example.")].concat();
+        let one = [&[1u8, 1][..], &wire("z.example.")].concat();
+        let two = [&[1u8, 2][..], &wire("z.example.")].concat();
+        assert_eq!(canonical_cmp(&zero, &one), Ordering::Less);
+        assert!(key(&wire("z.example.")) < key(&zero));
+        assert!(key(&zero) < key(&one) && key(&one) < key(&two));
     }
 
     fn chain(names: &[&str]) -> Chain {
+        let wires: Vec<Box<[u8]>> = names.iter().map(|n| wire(n)).collect();
+        let all: Vec<&[u8]> = wires.iter().map(|w| &w[..]).collect();
         Chain::new(
             names
                 .iter()
                 .map(|n| (wire(n), n.as_bytes().to_vec().into_boxed_slice()))
                 .collect(),
+            &all,
         )
     }
 
@@ -210,16 +282,15 @@ mod tests {
     fn nxdomain_adds_the_wildcard_proof_of_the_closest_encloser() {
         let names = ["zone.", "b.zone.", "x.b.zone.", "m.zone."];
         let c = chain(&names);
-        let exists = |n: &[u8]| names.iter().any(|x| *wire(x) == *n);
         // c.x.b.zone: closest encloser x.b.zone; *.x.b.zone sorts right
         // after x.b.zone, so one NSEC proves both.
-        let p = c.nxdomain(&wire("c.x.b.zone."), exists);
+        let p = c.nxdomain(&wire("c.x.b.zone."));
         assert_eq!((text(p[0]), text(p[1])), ("x.b.zone.", "-"));
         // q.zone: covered by m.zone; *.zone is covered by the apex's NSEC.
-        let p = c.nxdomain(&wire("q.zone."), exists);
+        let p = c.nxdomain(&wire("q.zone."));
         assert_eq!((text(p[0]), text(p[1])), ("m.zone.", "zone."));
         // a.zone: both the name and *.zone are covered by the apex's NSEC.
-        let p = c.nxdomain(&wire("a.zone."), exists);
+        let p = c.nxdomain(&wire("a.zone."));
         assert_eq!((text(p[0]), text(p[1])), ("zone.", "-"));
     }
 }

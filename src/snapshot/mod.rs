@@ -390,7 +390,7 @@ impl Compiled {
         match denial {
             Denial::None => [None, None],
             Denial::EmptyNonTerminal => [chain.covering(qname), None],
-            Denial::NxDomain => chain.nxdomain(qname, |n| self.names.contains_key(n)),
+            Denial::NxDomain => chain.nxdomain(qname),
         }
     }
 

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::build::{BuildError, wire};
 use super::denial::{Chain, canonical_cmp};
@@ -66,7 +66,7 @@ impl<'k> Signing<'k> {
             soa: [negative.clone(), soa_sig],
             nsec: FxHashMap::default(),
             next: FxHashMap::default(),
-            chain: Chain::new(Vec::new()),
+            chain: Chain::new(Vec::new(), &[]),
             negative_ttl: negative.ttl,
         };
         let mut owners: Vec<(Box<[u8]>, Name)> = zone
@@ -95,12 +95,27 @@ impl<'k> Signing<'k> {
             let chunk = signing.nsec_chunk(name, types)?;
             signing.nsec.insert(owner.clone(), chunk);
         }
+        // Every name that exists (empty non-terminals too) can be a
+        // query's closest encloser.
+        let mut existing: FxHashSet<Box<[u8]>> = FxHashSet::default();
+        for (_, name) in &owners {
+            let mut at = name.clone();
+            loop {
+                existing.insert(wire(&at));
+                if at == zone.origin || !zone.origin.zone_of(&at) || at.is_root() {
+                    break;
+                }
+                at = at.base_name();
+            }
+        }
+        let existing: Vec<&[u8]> = existing.iter().map(|n| &n[..]).collect();
         signing.chain = Chain::new(
             signing
                 .nsec
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            &existing,
         );
         Ok(signing)
     }
@@ -170,13 +185,9 @@ impl<'k> Signing<'k> {
 
     /// The NSEC records proving `name` does not exist: the one covering it
     /// and the one covering the wildcard at its closest encloser.
-    pub(super) fn nxdomain_proof(
-        &self,
-        name: &Name,
-        exists: impl Fn(&[u8]) -> bool,
-    ) -> Vec<Box<[u8]>> {
+    pub(super) fn nxdomain_proof(&self, name: &Name) -> Vec<Box<[u8]>> {
         self.chain
-            .nxdomain(&wire(name), exists)
+            .nxdomain(&wire(name))
             .into_iter()
             .flatten()
             .map(Box::from)

@@ -126,6 +126,8 @@ pub struct FleetOptions {
     pub manual_recovery: bool,
     /// A `[[notify]]` webhook (format json) on every instance.
     pub notify: Option<String>,
+    /// More config appended on every instance (e.g. a `[dnssec]` section).
+    pub extra: String,
 }
 
 /// Three instances that form one fleet; each stops on drop.
@@ -441,6 +443,7 @@ peer_timeout = "{}s"
         path(certs.key(name)),
         PEER_TIMEOUT.as_secs(),
     );
+    text += &options.extra;
     if let Some(url) = &options.notify {
         text += &format!("\n[[notify]]\nurl    = \"{url}\"\nformat = \"json\"\n");
     }
