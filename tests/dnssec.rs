@@ -420,3 +420,56 @@ fn every_instance_of_a_fleet_signs_with_the_same_key_and_validates() {
         }
     }
 }
+
+#[test]
+fn a_bad_key_is_a_clear_error_and_a_reload_keeps_the_signed_table() {
+    use std::os::unix::fs::PermissionsExt;
+    let keys = tempfile::tempdir().unwrap();
+    let key = key_file(keys.path(), "zone.pem");
+    let server = Server::start(&signed_config(&key), &default_zone());
+    let before = served_dnskey(&server);
+    let signed = |s: &Server| dig(s, &[FAILOVER_NAME_FQDN, "A", "+dnssec", "+norec"]);
+    assert!(signed(&server).contains("RRSIG\tA 13 "));
+    // World-readable, then not a P-256 key, then gone: each refused by
+    // check and by reload, and the signed answers keep coming.
+    let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+    let cases: [(&str, Box<dyn Fn()>); 3] = [
+        (
+            "readable by others",
+            Box::new(|| {
+                std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap()
+            }),
+        ),
+        (
+            "not an ECDSA P-256 key",
+            Box::new(|| {
+                std::fs::write(&key, p384.serialize_pem()).unwrap();
+                std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+            }),
+        ),
+        (
+            "cannot read",
+            Box::new(|| std::fs::remove_file(&key).unwrap()),
+        ),
+    ];
+    for (problem, break_it) in cases {
+        break_it();
+        let check = server.ws.check();
+        let text = output_text(&check);
+        assert!(
+            !check.status.success(),
+            "check accepted a key that is {problem}"
+        );
+        assert!(
+            text.contains("dnssec.keys") && text.contains(problem),
+            "check's error names the key and the problem ({problem}):\n{text}"
+        );
+        let log = server.reload();
+        assert!(log.contains("reload failed"), "{problem}: {log}");
+        assert!(
+            signed(&server).contains("RRSIG\tA 13 "),
+            "{problem}: still signed"
+        );
+        assert_eq!(served_dnskey(&server), before, "{problem}: same key served");
+    }
+}

@@ -128,17 +128,27 @@ pub(crate) fn sort_key(name: &[u8], out: &mut [u8; MAX_KEY]) -> usize {
     let n = labels(name, &mut starts);
     let mut len = 0;
     for i in (0..n).rev() {
-        for &octet in label(name, starts[i]) {
-            let escaped: &[u8] = match octet {
-                0 => &[1, 1],
-                1 => &[1, 2],
-                _ => std::slice::from_ref(&octet),
-            };
-            if len + escaped.len() + 1 > out.len() {
-                return len;
+        let label = label(name, starts[i]);
+        // Host names never hold octets 0 or 1: one copy per label.
+        if label.iter().all(|&o| o > 1) && len + label.len() < out.len() {
+            out[len..len + label.len()].copy_from_slice(label);
+            len += label.len();
+        } else {
+            for &octet in label {
+                let escaped: &[u8] = match octet {
+                    0 => &[1, 1],
+                    1 => &[1, 2],
+                    _ => std::slice::from_ref(&octet),
+                };
+                if len + escaped.len() + 1 > out.len() {
+                    return len;
+                }
+                out[len..len + escaped.len()].copy_from_slice(escaped);
+                len += escaped.len();
             }
-            out[len..len + escaped.len()].copy_from_slice(escaped);
-            len += escaped.len();
+        }
+        if len >= out.len() {
+            return len;
         }
         out[len] = 0;
         len += 1;
