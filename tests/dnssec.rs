@@ -433,7 +433,8 @@ fn a_bad_key_is_a_clear_error_and_a_reload_keeps_the_signed_table() {
     // World-readable, then not a P-256 key, then gone: each refused by
     // check and by reload, and the signed answers keep coming.
     let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
-    let cases: [(&str, Box<dyn Fn()>); 3] = [
+    type Break<'a> = Box<dyn Fn() + 'a>;
+    let cases: [(&str, Break); 3] = [
         (
             "readable by others",
             Box::new(|| {
