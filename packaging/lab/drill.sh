@@ -14,6 +14,7 @@
 # keiko-router, and deletes them, with every process it started, on exit,
 # whether the drills pass or not. Nothing is sent outside these namespaces.
 set -euo pipefail
+export PYTHONDONTWRITEBYTECODE=1
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
