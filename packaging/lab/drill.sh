@@ -2,10 +2,11 @@
 # The three-region lab and its drills (packaging/lab/README.md).
 #
 # Usage: packaging/lab/drill.sh [--short] [--keep]
-#   (no flag)  all six drills, about 4 minutes
+#   (no flag)  all six drills, about 2 minutes
 #   --short    two drills (primary down, forced failover), for CI: about 1 minute
 #   --keep     keep the lab folder (configs, logs, results.json) after the run
-# Environment: KEIKO_BIN the keiko-dns binary (default target/release/keiko-dns,
+# Environment: LAB_TTL the steered records' TTL in the lab (default 5 s);
+# KEIKO_BIN the keiko-dns binary (default target/release/keiko-dns,
 # built with `cargo build --release` when missing); LAB_TABLE where the drill
 # table is written (default target/lab/drill-table.md).
 #
