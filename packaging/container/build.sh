@@ -53,7 +53,7 @@ CTX=$ROOT/target/container
 rm -rf "$CTX"
 R=$CTX/rootfs
 mkdir -p "$R/etc/ssl/certs" "$R/usr/bin" "$R/etc/keiko-dns" "$R/usr/share/keiko-dns" \
-  "$R/var/lib/keiko-dns" "$R/tmp"
+  "$R/var/lib/keiko-dns" "$R/tmp" "$R/dev" "$R/proc"
 cp "$HERE/Containerfile" "$CTX/Containerfile"
 # The debug line tables stay in target/; the image gets the symbols only.
 strip --strip-debug -o "$R/usr/bin/keiko-dns" "$BIN"
