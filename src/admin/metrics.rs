@@ -284,6 +284,9 @@ pub(crate) fn render(plane: &ControlPlane) -> String {
         "Heap bytes of the routing table being served, with the answer counts kept across reloads.",
         [(Labels::new(), plane.publisher.memory_bytes() as f64)],
     );
+    if let Some(summary) = &snap.compiled.dnssec {
+        dnssec_families(&mut f, summary, unix_now());
+    }
     f.gauge(
         "keiko_ready",
         "Whether config and zone are loaded and the first round of health checks has run (1) or not (0).",
@@ -305,6 +308,38 @@ pub(crate) fn render(plane: &ControlPlane) -> String {
         tracing::error!(error = %e, "cannot encode metrics");
     }
     out
+}
+
+/// Seconds since the Unix epoch, as the signer counts them.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The `keiko_dnssec_*` families (contract section 8), only for a signed
+/// zone: how long until the earliest signature of the table being served
+/// expires (negative once it has), the signatures made since start, and
+/// the signatures in the table.
+fn dnssec_families(f: &mut Families, summary: &crate::dnssec::Summary, now: u64) {
+    if summary.signatures > 0 {
+        let left = i64::from(summary.earliest_expiration) - i64::try_from(now).unwrap_or(i64::MAX);
+        f.gauge(
+            "keiko_dnssec_signatures_expire_seconds",
+            "Seconds until the earliest DNSSEC signature in the routing table being served expires.",
+            [(Labels::new(), left as f64)],
+        );
+    }
+    f.counter(
+        "keiko_dnssec_signatures",
+        "DNSSEC signatures made since start (signatures kept across table builds count once).",
+        [(Labels::new(), summary.signed_total)],
+    );
+    f.gauge(
+        "keiko_dnssec_signatures",
+        "DNSSEC signatures (RRSIGs) in the routing table being served, one per signed RRset of each prepared answer.",
+        [(Labels::new(), summary.signatures as f64)],
+    );
 }
 
 /// `keiko_multi_region_latency`: this instance's own probes (`source` its
