@@ -106,6 +106,7 @@ fn status_failover_readmit_and_explain_against_a_running_server() {
         assert!(text.contains(r.name), "status names {}:\n{text}", r.name);
     }
     assert!(text.contains("api-contracts-geo"), "{text}");
+    assert!(text.contains("\nDNSSEC   off"), "not signed:\n{text}");
     assert_eq!(failover_answer(&server), [ip(US)]);
 
     // The drill: forced down, the failover name moves to eu-west-1.
@@ -756,7 +757,10 @@ fn dnssec_keygen_writes_a_private_key_once_and_prints_its_dnskey_and_ds() {
         "the key tag is printed: {text}"
     );
     // BIND computes the same DS from the printed DNSKEY.
-    assert_eq!(dsfromkey(&format!("{}\n", dnskey.join(" "))), std::slice::from_ref(&ds));
+    assert_eq!(
+        dsfromkey(&format!("{}\n", dnskey.join(" "))),
+        std::slice::from_ref(&ds)
+    );
 
     // Never replaced: a second run fails and the key stays.
     let out = keygen(&path, &["--origin", "keiko.example.com"]);
@@ -858,6 +862,21 @@ fn dnssec_ds_prints_the_ds_of_every_key_as_bind_computes_it_from_the_served_dnsk
     from_bind.sort();
     ours.sort();
     assert_eq!(ours, from_bind, "keiko-dns dnssec ds vs dnssec-dsfromkey");
+
+    // `status` shows the key tags, the algorithm and the earliest expiry.
+    let out = keiko(&["status", "--admin", &admin_url(&server)], &[]);
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+    let text = stdout(&out);
+    let want = format!(
+        "\nDNSSEC   algorithm 13 (ECDSAP256SHA256), signing key tag {}, published key tags {}, {}\n",
+        tags[0], tags[0], tags[1]
+    );
+    assert!(text.contains(&want), "{want:?} not in:\n{text}");
+    // The default validity: 14 days from an hour ago.
+    assert!(
+        text.contains("signatures, earliest expires ") && text.contains("(in 13d 22h)"),
+        "{text}"
+    );
 
     // Without [dnssec] there is no DS to publish: a clear error.
     server.ws.write_config(&default_config());
