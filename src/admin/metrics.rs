@@ -13,7 +13,8 @@
 //!
 //! With a fleet the `keiko_fleet_*` families follow the single-instance
 //! ones, and `keiko_multi_region_latency` gains the fresh peers' probes;
-//! without one the output is exactly the single instance's.
+//! without one the output is exactly the single instance's. The
+//! `keiko_dnssec_*` families come last, and only for a signed zone.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -284,9 +285,6 @@ pub(crate) fn render(plane: &ControlPlane) -> String {
         "Heap bytes of the routing table being served, with the answer counts kept across reloads.",
         [(Labels::new(), plane.publisher.memory_bytes() as f64)],
     );
-    if let Some(summary) = &snap.compiled.dnssec {
-        dnssec_families(&mut f, summary, unix_now());
-    }
     f.gauge(
         "keiko_ready",
         "Whether config and zone are loaded and the first round of health checks has run (1) or not (0).",
@@ -299,6 +297,9 @@ pub(crate) fn render(plane: &ControlPlane) -> String {
     );
     if let Some(view) = &fleet {
         fleet_families(&mut f, view);
+    }
+    if let Some(summary) = &snap.compiled.dnssec {
+        dnssec_families(&mut f, summary, unix_now());
     }
 
     let mut registry = Registry::default();
