@@ -106,6 +106,7 @@ fn status_failover_readmit_and_explain_against_a_running_server() {
         assert!(text.contains(r.name), "status names {}:\n{text}", r.name);
     }
     assert!(text.contains("api-contracts-geo"), "{text}");
+    assert!(text.contains("\nDNSSEC   off"), "not signed:\n{text}");
     assert_eq!(failover_answer(&server), [ip(US)]);
 
     // The drill: forced down, the failover name moves to eu-west-1.
@@ -636,4 +637,258 @@ fn fleet_certs_writes_what_a_fleet_config_accepts() {
     assert_eq!(code(&out), 2, "{}", output_text(&out));
     assert!(stderr(&out).contains("lower case"), "{}", output_text(&out));
     assert!(!dir.join("NS4.pem").exists());
+}
+
+// ---------------------------------------------------------------------------
+// keiko-dns dnssec keygen / ds (docs/reference.md §10.4)
+// ---------------------------------------------------------------------------
+
+/// The zone-file records of `text` (comments left out), as fields.
+fn zone_records(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .map(|l| l.split(';').next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().map(str::to_owned).collect())
+        .collect()
+}
+
+/// A DS record as `(key tag, algorithm, digest type, digest)`, whatever
+/// TTL or class the tool printed.
+fn ds_rdata(fields: &[String]) -> (String, String, String, String) {
+    let at = fields
+        .iter()
+        .position(|f| f == "DS")
+        .unwrap_or_else(|| panic!("not a DS record: {fields:?}"));
+    let rdata = &fields[at + 1..];
+    assert_eq!(
+        rdata.len(),
+        4,
+        "DS rdata is tag, alg, type, digest: {fields:?}"
+    );
+    (
+        rdata[0].clone(),
+        rdata[1].clone(),
+        rdata[2].clone(),
+        rdata[3].to_uppercase(),
+    )
+}
+
+/// BIND's `dnssec-dsfromkey -2 -f - ORIGIN` over `dnskeys` (zone-file
+/// DNSKEY records): the DS records an independent implementation computes.
+fn dsfromkey(dnskeys: &str) -> Vec<(String, String, String, String)> {
+    let child = Command::new("dnssec-dsfromkey")
+        .args(["-2", "-f", "-", "keiko.example.com."])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => panic!(
+            "dnssec-dsfromkey is needed to check DS records independently and cannot be run \
+             ({e}); install it: apt-get install -y bind9-utils"
+        ),
+    };
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dnskeys.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "dnssec-dsfromkey failed on\n{dnskeys}\n{}",
+        output_text(&out)
+    );
+    zone_records(&stdout(&out))
+        .iter()
+        .map(|r| ds_rdata(r))
+        .collect()
+}
+
+/// `keiko-dns dnssec keygen --out PATH ARGS...`.
+fn keygen(path: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["dnssec", "keygen", "--out", path.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    keiko(&args, &[])
+}
+
+#[test]
+fn dnssec_keygen_writes_a_private_key_once_and_prints_its_dnskey_and_ds() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("zone.pem");
+    let out = keygen(&path, &["--origin", "keiko.example.com"]);
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+    let text = stdout(&out);
+
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the key is its owner's only");
+    let pem = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        pem.starts_with("-----BEGIN PRIVATE KEY-----\n")
+            && pem.trim_end().ends_with("-----END PRIVATE KEY-----"),
+        "PKCS#8 PEM: {pem}"
+    );
+
+    let records = zone_records(&text);
+    assert_eq!(records.len(), 2, "one DNSKEY and one DS:\n{text}");
+    let dnskey = &records[0];
+    assert_eq!(
+        dnskey[..7],
+        [
+            "keiko.example.com.",
+            "3600",
+            "IN",
+            "DNSKEY",
+            "257",
+            "3",
+            "13"
+        ],
+        "{text}"
+    );
+    let ds = ds_rdata(&records[1]);
+    assert_eq!(records[1][..4], ["keiko.example.com.", "3600", "IN", "DS"]);
+    assert_eq!((ds.1.as_str(), ds.2.as_str()), ("13", "2"), "{text}");
+    assert!(
+        text.contains(&format!("key tag {}", ds.0)),
+        "the key tag is printed: {text}"
+    );
+    // BIND computes the same DS from the printed DNSKEY.
+    assert_eq!(
+        dsfromkey(&format!("{}\n", dnskey.join(" "))),
+        std::slice::from_ref(&ds)
+    );
+
+    // Never replaced: a second run fails and the key stays.
+    let out = keygen(&path, &["--origin", "keiko.example.com"]);
+    assert_eq!(code(&out), 1, "{}", output_text(&out));
+    assert!(
+        stderr(&out).contains("never replaced"),
+        "{}",
+        output_text(&out)
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), pem);
+
+    // Without --origin the config's zone origin is the owner; a bad
+    // origin is a wrong command line and writes nothing.
+    let ws = Workspace::new(&default_config(), &default_zone());
+    let other = dir.path().join("other.pem");
+    let config = ws.config_path();
+    let out = keygen(&other, &["--config", config.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+    assert!(
+        zone_records(&stdout(&out))
+            .iter()
+            .all(|r| r[0] == "keiko.example.com."),
+        "{}",
+        output_text(&out)
+    );
+    assert_ne!(ds_rdata(&zone_records(&stdout(&out))[1]), ds, "a new key");
+    let bad = dir.path().join("bad.pem");
+    let out = keygen(&bad, &["--origin", "a..b"]);
+    assert_eq!(code(&out), 2, "{}", output_text(&out));
+    assert!(!bad.exists());
+}
+
+#[test]
+fn dnssec_ds_prints_the_ds_of_every_key_as_bind_computes_it_from_the_served_dnskeys() {
+    let keys = tempfile::tempdir().unwrap();
+    let paths: Vec<_> = ["signing.pem", "next.pem"]
+        .iter()
+        .map(|f| keys.path().join(f))
+        .collect();
+    let mut tags = Vec::new();
+    for p in &paths {
+        let out = keygen(p, &["--origin", "keiko.example.com."]);
+        assert_eq!(code(&out), 0, "{}", output_text(&out));
+        tags.push(ds_rdata(&zone_records(&stdout(&out))[1]).0);
+    }
+    let config = format!(
+        "{}\n[dnssec]\nkeys = [\"{}\", \"{}\"]\n",
+        default_config(),
+        paths[0].display(),
+        paths[1].display()
+    );
+    let server = Server::start(&config, &default_zone());
+    let config_path = server.ws.config_path();
+    let out = keiko(
+        &["dnssec", "ds", "--config", config_path.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+    let text = stdout(&out);
+    let records = zone_records(&text);
+    assert_eq!(records.len(), 2, "one DS per key:\n{text}");
+    let printed: Vec<_> = records
+        .iter()
+        .map(|r| {
+            assert_eq!(r[..4], ["keiko.example.com.", "3600", "IN", "DS"], "{text}");
+            ds_rdata(r)
+        })
+        .collect();
+    let printed_tags: Vec<_> = printed.iter().map(|d| d.0.clone()).collect();
+    assert_eq!(printed_tags, tags, "in config order, the signing key first");
+    assert!(
+        text.contains("(signs)") && text.contains("(published only)"),
+        "{text}"
+    );
+
+    // The DNSKEY RRset as the server serves it, read by dig, through BIND.
+    let dig = Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &server.ws.dns_port.to_string(),
+            "keiko.example.com.",
+            "DNSKEY",
+            "+noall",
+            "+answer",
+            "+norecurse",
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("dig is needed (apt-get install -y bind9-dnsutils): {e}"));
+    assert!(dig.status.success(), "{}", output_text(&dig));
+    let served = stdout(&dig);
+    assert_eq!(
+        served.matches("DNSKEY").count(),
+        2,
+        "two keys served:\n{served}"
+    );
+    let mut from_bind = dsfromkey(&served);
+    let mut ours = printed.clone();
+    from_bind.sort();
+    ours.sort();
+    assert_eq!(ours, from_bind, "keiko-dns dnssec ds vs dnssec-dsfromkey");
+
+    // `status` shows the key tags, the algorithm and the earliest expiry.
+    let out = keiko(&["status", "--admin", &admin_url(&server)], &[]);
+    assert_eq!(code(&out), 0, "{}", output_text(&out));
+    let text = stdout(&out);
+    let want = format!(
+        "\nDNSSEC   algorithm 13 (ECDSAP256SHA256), signing key tag {}, published key tags {}, {}\n",
+        tags[0], tags[0], tags[1]
+    );
+    assert!(text.contains(&want), "{want:?} not in:\n{text}");
+    // The default validity: 14 days from an hour ago.
+    assert!(
+        text.contains("signatures, earliest expires ") && text.contains("(in 13d 22h)"),
+        "{text}"
+    );
+
+    // Without [dnssec] there is no DS to publish: a clear error.
+    server.ws.write_config(&default_config());
+    let out = keiko(
+        &["dnssec", "ds", "--config", config_path.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(code(&out), 1, "{}", output_text(&out));
+    assert!(
+        stderr(&out).contains("no [dnssec]"),
+        "{}",
+        output_text(&out)
+    );
+    assert!(stdout(&out).is_empty());
 }

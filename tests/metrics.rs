@@ -408,6 +408,14 @@ fn every_contract_metric_is_exported_with_the_seed_values_and_passes_promtool() 
         Some(env!("CARGO_PKG_VERSION"))
     );
 
+    // An unsigned zone exports nothing of DNSSEC (contract section 8).
+    assert!(
+        !m.samples
+            .iter()
+            .any(|s| s.name.starts_with("keiko_dnssec_")),
+        "DNSSEC metrics without [dnssec]:\n{text}"
+    );
+
     let report = promtool_check_metrics(&text);
     println!("promtool check metrics: clean{report}");
 
@@ -643,6 +651,76 @@ fn counters_and_shares_follow_traffic_failover_probes_and_reloads() {
         after.get("keiko_dns_fail_open_total", &[]) - before.get("keiko_dns_fail_open_total", &[]),
         3.0,
         "fail-open answers counted"
+    );
+}
+
+/// A zone key written by `keiko-dns dnssec keygen` into `dir`.
+fn zone_key(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let out = Command::new(binary())
+        .args(["dnssec", "keygen", "--origin", ORIGIN, "--out"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "keygen: {}", output_text(&out));
+    path
+}
+
+#[test]
+fn a_signed_zone_exports_its_signature_expiry_and_counts_and_passes_promtool() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = zone_key(keys.path(), "zone.pem");
+    // A validity of 2 days, so the expiry is not the default's 14.
+    let config = format!(
+        "{}\n[dnssec]\nkeys = [\"{}\"]\nsignature_validity = \"2d\"\nrefresh = \"1d\"\n",
+        fast_config(),
+        key.display()
+    );
+    let server = Server::start(&config, &default_zone());
+    server.wait_ready(Duration::from_secs(10));
+    let (text, m) = scrape(&server);
+    for (name, kind) in [
+        ("keiko_dnssec_signatures_expire_seconds", "gauge"),
+        ("keiko_dnssec_signatures_total", "counter"),
+        ("keiko_dnssec_signatures", "gauge"),
+    ] {
+        assert_eq!(
+            m.types.get(name).map(String::as_str),
+            Some(kind),
+            "# TYPE of {name}:\n{text}"
+        );
+        assert_eq!(m.label_names(name), vec![Vec::<String>::new()], "{name}");
+    }
+    // Signed an hour in the past (inception), valid for 2 days from there.
+    let expire = m.get("keiko_dnssec_signatures_expire_seconds", &[]);
+    let want = 2.0 * 86_400.0 - 3600.0;
+    assert!(
+        (want - 120.0..=want + 1.0).contains(&expire),
+        "expire in {expire} s, want about {want}"
+    );
+    let in_table = m.get("keiko_dnssec_signatures", &[]);
+    let made = m.get("keiko_dnssec_signatures_total", &[]);
+    // SOA, NS, DNSKEY, CDS, CDNSKEY and NSEC at the apex alone are 6.
+    assert!(in_table >= 6.0, "{in_table} signatures in the table");
+    // One RRset can stand in several prepared answers and is signed once.
+    assert!(
+        (6.0..=in_table).contains(&made),
+        "made {made}, in the table {in_table}"
+    );
+    promtool_check_metrics(&text);
+
+    // A reload with nothing changed re-uses every signature: none made.
+    let log = server.reload();
+    assert!(!log.to_lowercase().contains("reload failed"), "{log}");
+    let m = scrape_until(&server, "a successful reload", |m| {
+        m.get("keiko_config_reloads_total", &[("result", "success")]) == 1.0
+    });
+    assert_eq!(m.get("keiko_dnssec_signatures_total", &[]), made);
+    assert_eq!(m.get("keiko_dnssec_signatures", &[]), in_table);
+    let expire_after = m.get("keiko_dnssec_signatures_expire_seconds", &[]);
+    assert!(
+        expire_after <= expire && expire_after > expire - 60.0,
+        "the same signatures, so the same expiry: {expire} then {expire_after}"
     );
 }
 

@@ -7,7 +7,8 @@
 //! metrics only exist with `[fleet]`, which the single server here does not
 //! run: they are accepted from [`FLEET_METRICS`], a list the fleet
 //! rendering's unit test (src/admin/metrics.rs) holds to what a fleet
-//! really exports.
+//! really exports. The DNSSEC metrics only exist for a signed zone, so the
+//! server here signs its zone with a key made for the test.
 //!
 //! Health endpoints are stubs on 127.0.0.1; the documentation-range
 //! addresses only appear as DNS data.
@@ -153,6 +154,7 @@ fn alerting_rules_pass_promtool_check_and_unit_tests() {
         "KeikoFleetDisagreement",
         "KeikoFleetPeerStale",
         "KeikoFleetIsolated",
+        "KeikoDNSSECSignaturesExpiring",
     ] {
         assert!(
             text.contains(&format!("alert: {alert}\n")),
@@ -164,10 +166,12 @@ fn alerting_rules_pass_promtool_check_and_unit_tests() {
             "{alert}: {cases} unit test cases, want firing and quiet"
         );
     }
+    let alerts = text.matches("- alert: ").count();
+    assert_eq!(alerts, 11, "the alerts listed above, and no others");
     for needed in ["severity:", "summary:", "description:"] {
         assert_eq!(
             text.matches(needed).count(),
-            10,
+            alerts,
             "every alert carries {needed}"
         );
     }
@@ -280,9 +284,28 @@ fn exported_names(text: &str) -> BTreeSet<String> {
     names
 }
 
+/// The test config, signed with a key `keiko-dns dnssec keygen` writes
+/// into `dir`: the DNSSEC metrics exist only for a signed zone.
+fn signed_config(dir: &Path) -> String {
+    let key = dir.join("zone.pem");
+    let out = Command::new(binary())
+        .args(["dnssec", "keygen", "--origin", ORIGIN, "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "keygen: {}", output_text(&out));
+    format!(
+        "{}\n[dnssec]\nkeys = [\"{}\"]\n",
+        default_config(),
+        key.display()
+    )
+}
+
 #[test]
 fn every_metric_in_the_dashboard_and_rules_is_exported_by_the_server() {
-    let server = Server::start(&default_config(), &default_zone());
+    // Signed, so the DNSSEC alert's metric is exported too.
+    let keys = tempfile::tempdir().unwrap();
+    let server = Server::start(&signed_config(keys.path()), &default_zone());
     server.wait_ready(Duration::from_secs(10));
     // An answer, so every family has at least one series.
     server.query_udp(FAILOVER_NAME, RecordType::A);

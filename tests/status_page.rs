@@ -6,7 +6,9 @@
 //! to `target/test-artifacts/status-page.png` for people to look at.
 //! The fleet panel shows only with `[fleet]`; as no fleet runs in these
 //! tests, a real server's `/status` with a hand-made `fleet` and
-//! `observers` is served to the page by a small loopback stand-in.
+//! `observers` is served to the page by a small loopback stand-in. The
+//! DNSSEC panel is checked against a server that signs its zone, and with
+//! the expiry moved near and past by the same stand-in.
 //!
 //! Chromium only ever talks to the server's admin port on 127.0.0.1: the
 //! flags below switch off its background services, and its resolver maps
@@ -257,6 +259,17 @@ fn chromium_renders_regions_forced_state_answers_and_history() {
         "fleet panel shown without a fleet"
     );
     assert!(text_of(section(&dom, "id=\"fleet-peers\"", "</tbody>")).is_empty());
+    // Not signed: no DNSSEC panel, and `dnssec` is null in /status.
+    assert!(
+        dom.contains("<section id=\"dnssec\" hidden=\"\">"),
+        "DNSSEC panel shown for an unsigned zone"
+    );
+    let status = server.status();
+    assert!(
+        status.get("dnssec").is_some_and(Value::is_null),
+        "dnssec: {:?}",
+        status.get("dnssec")
+    );
 
     // The forced failover in the timeline.
     let events = text_of(section(&dom, "id=\"events\"", "</ul>"));
@@ -459,4 +472,114 @@ fn chromium_renders_the_fleet_panel_with_every_instance_and_vantage_point() {
     ));
     assert!(head.contains("isolated: deciding alone"), "{head}");
     assert!(head.contains("disagreement"), "{head}");
+}
+
+/// Unix seconds now.
+fn unix_now() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_secs()).unwrap()
+}
+
+#[test]
+fn a_signed_zone_shows_its_key_tags_algorithm_and_earliest_expiry() {
+    // Two keys from `keiko-dns dnssec keygen`: the first signs, the second
+    // is only published.
+    let keys = tempfile::tempdir().unwrap();
+    let mut tags = Vec::new();
+    let mut paths = Vec::new();
+    for name in ["signing.pem", "next.pem"] {
+        let path = keys.path().join(name);
+        let out = Command::new(binary())
+            .args(["dnssec", "keygen", "--origin", ORIGIN, "--out"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "keygen: {}", output_text(&out));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let ds = text
+            .lines()
+            .find(|l| l.contains(" IN DS "))
+            .unwrap_or_else(|| panic!("no DS in:\n{text}"));
+        let tag: u64 = ds.split_whitespace().nth(4).unwrap().parse().unwrap();
+        tags.push(tag);
+        paths.push(format!("\"{}\"", path.display()));
+    }
+    let config = format!(
+        "{}\n[dnssec]\nkeys = [{}]\nsignature_validity = \"3d\"\nrefresh = \"1d\"\n",
+        fast_config(),
+        paths.join(", ")
+    );
+    let server = Server::start(&config, &default_zone());
+    server.wait_ready(Duration::from_secs(10));
+
+    // /status: the contract's `dnssec` object.
+    let status = server.status();
+    let d = &status["dnssec"];
+    assert_eq!(d["algorithm"], 13, "{d}");
+    assert_eq!(d["signing_key_tag"], json!(tags[0]), "{d}");
+    assert_eq!(d["key_tags"], json!(tags), "{d}");
+    assert!(d["signatures"].as_u64().unwrap() >= 6, "{d}");
+    // Signed an hour in the past, for 3 days from there.
+    let left = d["expires_in_seconds"].as_i64().unwrap();
+    let want = 3 * 86_400 - 3600;
+    assert!((want - 120..=want + 1).contains(&left), "{d}");
+    let expiry = humantime::parse_rfc3339(d["earliest_expiration"].as_str().unwrap())
+        .unwrap_or_else(|e| panic!("earliest_expiration is not RFC 3339 ({e}): {d}"));
+    let expiry = expiry
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let from_now = i64::try_from(expiry).unwrap() - unix_now();
+    assert!((from_now - left).abs() <= 5, "{d}");
+
+    // The page the server renders shows them.
+    let url = format!("http://127.0.0.1:{}/", server.ws.admin_port);
+    let dom = dump(&url);
+    std::fs::write(artifacts().join("status-page-dnssec.dom.html"), &dom).unwrap();
+    assert!(
+        dom.contains("<section id=\"dnssec\">"),
+        "DNSSEC panel hidden for a signed zone:\n{dom}"
+    );
+    let panel = text_of(section(&dom, "id=\"dnssec-body\"", "</section>"));
+    for needle in [
+        "signed".to_owned(),
+        "algorithm 13 (ECDSAP256SHA256)".to_owned(),
+        format!("signing key tag {}", tags[0]),
+        format!("also published {}", tags[1]),
+        format!(
+            "earliest expiry {}",
+            d["earliest_expiration"].as_str().unwrap()
+        ),
+        "(in 2 d 22 h)".to_owned(),
+    ] {
+        assert!(panel.contains(&needle), "{needle:?} not in: {panel}");
+    }
+    assert!(!panel.contains("re-signing has stopped"), "{panel}");
+
+    // Within a day, then past: amber, then red.
+    let mut near = status.clone();
+    near["dnssec"]["expires_in_seconds"] = json!(5 * 3600);
+    let panel = text_of(section(
+        &dump(&serve_page(near)),
+        "id=\"dnssec-body\"",
+        "</section>",
+    ));
+    assert!(
+        panel.contains("expires within a day: re-signing has stopped")
+            && panel.contains("(in 5 h 0 min)"),
+        "{panel}"
+    );
+    let mut past = status;
+    past["dnssec"]["expires_in_seconds"] = json!(-120);
+    let panel = text_of(section(
+        &dump(&serve_page(past)),
+        "id=\"dnssec-body\"",
+        "</section>",
+    ));
+    assert!(
+        panel.contains("signatures expired 2 min ago") && panel.contains("(passed)"),
+        "{panel}"
+    );
 }

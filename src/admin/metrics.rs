@@ -13,7 +13,8 @@
 //!
 //! With a fleet the `keiko_fleet_*` families follow the single-instance
 //! ones, and `keiko_multi_region_latency` gains the fresh peers' probes;
-//! without one the output is exactly the single instance's.
+//! without one the output is exactly the single instance's. The
+//! `keiko_dnssec_*` families come last, and only for a signed zone.
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -297,6 +298,9 @@ pub(crate) fn render(plane: &ControlPlane) -> String {
     if let Some(view) = &fleet {
         fleet_families(&mut f, view);
     }
+    if let Some(summary) = &snap.compiled.dnssec {
+        dnssec_families(&mut f, summary, unix_now());
+    }
 
     let mut registry = Registry::default();
     registry.register_collector(Box::new(f));
@@ -305,6 +309,38 @@ pub(crate) fn render(plane: &ControlPlane) -> String {
         tracing::error!(error = %e, "cannot encode metrics");
     }
     out
+}
+
+/// Seconds since the Unix epoch, as the signer counts them.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The `keiko_dnssec_*` families (contract section 8), only for a signed
+/// zone: how long until the earliest signature of the table being served
+/// expires (negative once it has), the signatures made since start, and
+/// the signatures in the table.
+fn dnssec_families(f: &mut Families, summary: &crate::dnssec::Summary, now: u64) {
+    if summary.signatures > 0 {
+        let left = i64::from(summary.earliest_expiration) - i64::try_from(now).unwrap_or(i64::MAX);
+        f.gauge(
+            "keiko_dnssec_signatures_expire_seconds",
+            "Seconds until the earliest DNSSEC signature in the routing table being served expires.",
+            [(Labels::new(), left as f64)],
+        );
+    }
+    f.counter(
+        "keiko_dnssec_signatures",
+        "DNSSEC signatures made since start (signatures kept across table builds count once).",
+        [(Labels::new(), summary.signed_total)],
+    );
+    f.gauge(
+        "keiko_dnssec_signatures",
+        "DNSSEC signatures (RRSIGs) in the routing table being served, one per signed RRset of each prepared answer.",
+        [(Labels::new(), summary.signatures as f64)],
+    );
 }
 
 /// `keiko_multi_region_latency`: this instance's own probes (`source` its

@@ -1,6 +1,8 @@
 //! The status document (`GET /status`): what the status page, the CLI and
 //! scripts read. Also its wire type, so the CLI parses what the server wrote.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::Policy;
@@ -22,6 +24,9 @@ pub struct Status {
     /// The fleet as this instance sees it; absent without `[fleet]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fleet: Option<FleetStatus>,
+    /// The zone's signing; null when it is not signed (no `[dnssec]`).
+    #[serde(default)]
+    pub dnssec: Option<DnssecStatus>,
     pub regions: Vec<RegionStatus>,
     pub records: Vec<RecordStatus>,
     pub events: Vec<Event>,
@@ -72,6 +77,41 @@ pub struct PeerStatus {
     /// Null if unknown.
     pub routing_version: Option<String>,
     pub agrees: bool,
+}
+
+/// `/status` `dnssec`: the keys and the signatures of the table being
+/// served (contract section 8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnssecStatus {
+    /// 13, ECDSAP256SHA256.
+    pub algorithm: u8,
+    /// Every published key, the signing one first.
+    pub key_tags: Vec<u16>,
+    pub signing_key_tag: u16,
+    /// When the earliest signature in the table expires (RFC 3339).
+    pub earliest_expiration: String,
+    /// Seconds until then; negative once it has passed.
+    pub expires_in_seconds: i64,
+    /// Signatures in the table (one per signed RRset of each prepared answer).
+    pub signatures: usize,
+}
+
+impl DnssecStatus {
+    pub(crate) fn of(summary: &crate::dnssec::Summary, now: SystemTime) -> DnssecStatus {
+        let expires = UNIX_EPOCH + Duration::from_secs(u64::from(summary.earliest_expiration));
+        let expires_in_seconds = match expires.duration_since(now) {
+            Ok(left) => i64::try_from(left.as_secs()).unwrap_or(i64::MAX),
+            Err(past) => -i64::try_from(past.duration().as_secs()).unwrap_or(i64::MAX),
+        };
+        DnssecStatus {
+            algorithm: summary.algorithm,
+            key_tags: summary.key_tags.clone(),
+            signing_key_tag: summary.signing_key_tag,
+            earliest_expiration: rfc3339(expires),
+            expires_in_seconds,
+            signatures: summary.signatures,
+        }
+    }
 }
 
 /// One vantage point's observation of a region.
@@ -250,6 +290,11 @@ pub(crate) fn build(plane: &ControlPlane, events: usize) -> Status {
         ready: plane.monitor.ready(),
         zone: origin.to_string(),
         fleet: fleet.as_ref().map(FleetStatus::of),
+        dnssec: snap
+            .compiled
+            .dnssec
+            .as_ref()
+            .map(|s| DnssecStatus::of(s, SystemTime::now())),
         regions,
         records,
         events: plane.monitor.events(events),
@@ -367,6 +412,7 @@ mod tests {
             ready: true,
             zone: "keiko.example.com.".into(),
             fleet: None,
+            dnssec: None,
             regions: vec![],
             records: vec![],
             events: vec![],
@@ -379,5 +425,59 @@ mod tests {
         // An older server's document (no fleet, no observers) still reads.
         let old: Status = serde_json::from_str(&text).unwrap();
         assert!(old.fleet.is_none());
+    }
+
+    #[test]
+    fn the_dnssec_object_is_the_contract_shape_and_null_when_unsigned() {
+        let summary = crate::dnssec::Summary {
+            algorithm: 13,
+            signing_key_tag: 4242,
+            key_tags: vec![4242, 777],
+            earliest_expiration: 1_768_435_200, // 2026-01-15T00:00:00Z
+            signatures: 96,
+            signed_total: 140,
+        };
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_768_348_800);
+        let d = DnssecStatus::of(&summary, now);
+        assert_eq!(
+            serde_json::to_value(&d).unwrap(),
+            serde_json::json!({
+                "algorithm": 13,
+                "key_tags": [4242, 777],
+                "signing_key_tag": 4242,
+                "earliest_expiration": "2026-01-15T00:00:00Z",
+                "expires_in_seconds": 86_400,
+                "signatures": 96,
+            })
+        );
+        let late = now + Duration::from_secs(86_400 + 90);
+        assert_eq!(DnssecStatus::of(&summary, late).expires_in_seconds, -90);
+
+        let mut status = Status {
+            instance: "ns1.test".into(),
+            region: "us-east-1".into(),
+            config_version: 1,
+            snapshot_version: 1,
+            ready: true,
+            zone: "keiko.example.com.".into(),
+            fleet: None,
+            dnssec: None,
+            regions: vec![],
+            records: vec![],
+            events: vec![],
+        };
+        let json = serde_json::to_value(&status).unwrap();
+        assert!(
+            json["dnssec"].is_null() && json.get("dnssec").is_some(),
+            "{json}"
+        );
+        status.dnssec = Some(d.clone());
+        let back: Status = serde_json::from_str(&serde_json::to_string(&status).unwrap()).unwrap();
+        assert_eq!(back.dnssec, Some(d));
+        // A document from before DNSSEC (no key at all) still reads.
+        let mut old = serde_json::to_value(&status).unwrap();
+        old.as_object_mut().unwrap().remove("dnssec");
+        let old: Status = serde_json::from_value(old).unwrap();
+        assert!(old.dnssec.is_none());
     }
 }

@@ -6,6 +6,7 @@
 mod check;
 pub mod client;
 mod demo;
+mod dnssec;
 mod explain;
 mod failover;
 mod fleet;
@@ -86,6 +87,9 @@ pub enum Command {
     Demo(demo::Args),
     /// Fleet tools: `fleet certs` writes a CA and instance certificates for labs.
     Fleet(fleet::Args),
+    /// DNSSEC tools: `dnssec keygen` writes a zone key, `dnssec ds` prints
+    /// the DS records for the parent zone.
+    Dnssec(dnssec::Args),
 }
 
 const EXIT_CODES_ADMIN: &str = "Exit codes:
@@ -226,6 +230,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Explain(args) => explain::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Fleet(args) => fleet::run(&args),
+        Command::Dnssec(args) => dnssec::run(&args),
     }
 }
 

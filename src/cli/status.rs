@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use super::client::{AdminArgs, AdminClient, answers, runtime};
-use crate::admin::status::{FleetStatus, RegionStatus, Status};
+use crate::admin::status::{DnssecStatus, FleetStatus, RegionStatus, Status};
 
 pub(super) fn run(args: &AdminArgs) -> ExitCode {
     let result = AdminClient::new(args, None).and_then(|client| {
@@ -47,6 +47,10 @@ pub(super) fn render(base: &str, status: &Status, now: SystemTime) -> String {
             ", NOT READY (first health round running)"
         }
     ));
+    line(String::new());
+    for l in dnssec_section(status.dnssec.as_ref()) {
+        line(l);
+    }
     line(String::new());
     line(format!(
         "{:<16} {:<8} {:<16} {:<6} {:>8} {:>6}  {:<9} {}",
@@ -108,6 +112,48 @@ fn region_row(r: &RegionStatus, now: SystemTime) -> String {
         checked,
         clip(r.last_error.as_deref().unwrap_or("-"), 36)
     )
+}
+
+/// The zone's signing: key tags, algorithm and when the earliest
+/// signature expires; one line when the zone is not signed.
+fn dnssec_section(dnssec: Option<&DnssecStatus>) -> Vec<String> {
+    let Some(d) = dnssec else {
+        return vec!["DNSSEC   off (no [dnssec]: answers are not signed)".into()];
+    };
+    let algorithm = match d.algorithm {
+        13 => "13 (ECDSAP256SHA256)".to_owned(),
+        other => other.to_string(),
+    };
+    let tags: Vec<String> = d.key_tags.iter().map(ToString::to_string).collect();
+    let when = if d.expires_in_seconds > 0 {
+        format!("in {}", span(d.expires_in_seconds.unsigned_abs()))
+    } else {
+        format!(
+            "EXPIRED {} ago: validating resolvers fail the zone",
+            span(d.expires_in_seconds.unsigned_abs())
+        )
+    };
+    vec![
+        format!(
+            "DNSSEC   algorithm {algorithm}, signing key tag {}, published key tags {}",
+            d.signing_key_tag,
+            tags.join(", ")
+        ),
+        format!(
+            "         {} signatures, earliest expires {} ({when})",
+            d.signatures, d.earliest_expiration
+        ),
+    ]
+}
+
+/// "13d 23h", "5h 12m", "12m 3s", "40s" for a number of seconds.
+fn span(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m {}s", secs / 60, secs % 60),
+        3600..86400 => format!("{}h {}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d {}h", secs / 86400, secs % 86400 / 3600),
+    }
 }
 
 /// How many characters of a routing version identify it for people.
@@ -234,6 +280,7 @@ mod tests {
             ready: true,
             zone: "keiko.example.com.".into(),
             fleet: None,
+            dnssec: None,
             regions: vec![RegionStatus {
                 name: "us-east-1".into(),
                 healthy: false,
@@ -391,6 +438,51 @@ mod tests {
 
         let alone = render("http://127.0.0.1:9300", &fleet_sample(true), now);
         assert!(alone.contains("\nisolated: deciding alone"), "{alone}");
+    }
+
+    #[test]
+    fn a_signed_zone_shows_its_key_tags_algorithm_and_earliest_expiry() {
+        let now = humantime::parse_rfc3339("2026-01-01T00:00:12Z").unwrap();
+        let unsigned = render("http://127.0.0.1:9300", &sample(), now);
+        assert!(
+            unsigned.contains("\nDNSSEC   off (no [dnssec]"),
+            "{unsigned}"
+        );
+        let mut status = sample();
+        status.dnssec = Some(DnssecStatus {
+            algorithm: 13,
+            key_tags: vec![4242, 777],
+            signing_key_tag: 4242,
+            earliest_expiration: "2026-01-14T23:00:00Z".into(),
+            expires_in_seconds: 13 * 86_400 + 22 * 3600 + 59 * 60 + 48,
+            signatures: 96,
+        });
+        let text = render("http://127.0.0.1:9300", &status, now);
+        assert!(
+            text.contains(
+                "\nDNSSEC   algorithm 13 (ECDSAP256SHA256), signing key tag 4242, \
+                 published key tags 4242, 777\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "\n         96 signatures, earliest expires 2026-01-14T23:00:00Z (in 13d 22h)\n"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("off (no [dnssec]"), "{text}");
+        for l in text.lines().skip(1) {
+            assert!(l.chars().count() <= 100, "too wide: {l}");
+        }
+        status.dnssec.as_mut().unwrap().expires_in_seconds = -90;
+        let text = render("http://127.0.0.1:9300", &status, now);
+        assert!(
+            text.contains("(EXPIRED 1m 30s ago: validating resolvers fail the zone)"),
+            "{text}"
+        );
+        assert_eq!(span(5 * 3600 + 12 * 60 + 7), "5h 12m");
+        assert_eq!(span(40), "40s");
     }
 
     #[test]

@@ -252,3 +252,45 @@ fn the_monitoring_tests_fleet_metric_list_is_what_a_fleet_exports() {
         );
     }
 }
+
+fn summary(signatures: usize, earliest_expiration: u32) -> crate::dnssec::Summary {
+    crate::dnssec::Summary {
+        algorithm: 13,
+        signing_key_tag: 12345,
+        key_tags: vec![12345, 54321],
+        earliest_expiration,
+        signatures,
+        signed_total: 140,
+    }
+}
+
+#[test]
+fn dnssec_families_say_when_the_earliest_signature_expires_and_how_many_were_made() {
+    let mut f = Families::default();
+    dnssec_families(&mut f, &summary(96, 1_800_086_400), 1_800_000_000);
+    let text = encode(f);
+    for line in [
+        "# TYPE keiko_dnssec_signatures_expire_seconds gauge",
+        "keiko_dnssec_signatures_expire_seconds 86400.0",
+        "# TYPE keiko_dnssec_signatures_total counter",
+        "keiko_dnssec_signatures_total 140",
+        "# TYPE keiko_dnssec_signatures gauge",
+        "keiko_dnssec_signatures 96.0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
+    }
+    // Expired signatures count down below zero, which the alert sees.
+    let mut f = Families::default();
+    dnssec_families(&mut f, &summary(96, 1_800_000_000), 1_800_000_060);
+    let text = encode(f);
+    assert!(
+        text.contains("keiko_dnssec_signatures_expire_seconds -60.0\n"),
+        "{text}"
+    );
+    // A table without signatures has no earliest expiry to report.
+    let mut f = Families::default();
+    dnssec_families(&mut f, &summary(0, 0), 1_800_000_000);
+    let text = encode(f);
+    assert!(!text.contains("expire_seconds"), "{text}");
+    assert!(text.contains("keiko_dnssec_signatures 0.0\n"), "{text}");
+}
