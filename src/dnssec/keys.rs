@@ -196,7 +196,6 @@ fn check_mode(_path: &Path) -> Result<(), KeyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hickory_proto::dnssec::Verifier;
 
     fn key_file(dir: &Path, name: &str, pem: &str, mode: u32) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
