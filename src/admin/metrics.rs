@@ -337,8 +337,8 @@ fn dnssec_families(f: &mut Families, summary: &crate::dnssec::Summary, now: u64)
         [(Labels::new(), summary.signed_total)],
     );
     f.gauge(
-        "keiko_dnssec_signatures",
-        "DNSSEC signatures (RRSIGs) in the routing table being served, one per signed RRset of each prepared answer.",
+        "keiko_dnssec_signatures_in_table",
+        "DNSSEC signatures (RRSIGs) in the routing table being served, one per distinct signed RRset.",
         [(Labels::new(), summary.signatures as f64)],
     );
 }

@@ -274,8 +274,8 @@ fn dnssec_families_say_when_the_earliest_signature_expires_and_how_many_were_mad
         "keiko_dnssec_signatures_expire_seconds 86400.0",
         "# TYPE keiko_dnssec_signatures_total counter",
         "keiko_dnssec_signatures_total 140",
-        "# TYPE keiko_dnssec_signatures gauge",
-        "keiko_dnssec_signatures 96.0",
+        "# TYPE keiko_dnssec_signatures_in_table gauge",
+        "keiko_dnssec_signatures_in_table 96.0",
     ] {
         assert!(text.lines().any(|l| l == line), "{line:?} not in:\n{text}");
     }
@@ -292,5 +292,8 @@ fn dnssec_families_say_when_the_earliest_signature_expires_and_how_many_were_mad
     dnssec_families(&mut f, &summary(0, 0), 1_800_000_000);
     let text = encode(f);
     assert!(!text.contains("expire_seconds"), "{text}");
-    assert!(text.contains("keiko_dnssec_signatures 0.0\n"), "{text}");
+    assert!(
+        text.contains("keiko_dnssec_signatures_in_table 0.0\n"),
+        "{text}"
+    );
 }
