@@ -109,7 +109,10 @@ server:
     xfrdfile: "$TMP/nsd/xfrd.state"
     zonelistfile: "$TMP/nsd/zone.list"
     database: ""
-    server-count: 1
+    # As many servers as keiko-dns has UDP workers (one per CPU), and no
+    # response rate limiting (NSD's default caps a /24 at 200 qps).
+    server-count: $(nproc)
+    rrl-ratelimit: 0
     verbosity: 1
 remote-control:
     control-enable: no
