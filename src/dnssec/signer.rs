@@ -141,9 +141,9 @@ impl Signer {
         let input = SigInput {
             type_covered: first.record_type(),
             algorithm: keys::ALGORITHM,
-            // RFC 4034 3.1.3: labels of the owner, not counting a
-            // leading wildcard label.
-            num_labels: name.num_labels() - u8::from(name.is_wildcard()),
+            // RFC 4034 3.1.3: labels of the owner, not counting a leading
+            // wildcard label (hickory's num_labels already leaves it out).
+            num_labels: name.num_labels(),
             original_ttl: first.ttl,
             sig_expiration: SerialNumber::new(expiration),
             sig_inception: SerialNumber::new(inception),
