@@ -285,8 +285,33 @@ pub struct Record {
     pub name: Name,
     pub policy: Policy,
     pub ttl: u32,
+    /// What is answered when no candidate region is healthy.
+    pub on_all_down: AllDown,
     /// Where the record's `name` is written, for errors found later.
     pub at: (usize, usize),
+}
+
+/// `on_all_down`: what a steered name answers when no candidate region
+/// is healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AllDown {
+    /// Answer as if every candidate were healthy (the default).
+    #[default]
+    FailOpen,
+    /// NOERROR with the SOA and no answer.
+    NoData,
+    /// SERVFAIL.
+    ServFail,
+}
+
+impl AllDown {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AllDown::FailOpen => "fail_open",
+            AllDown::NoData => "nodata",
+            AllDown::ServFail => "servfail",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -151,6 +151,16 @@ pub(super) struct Record {
     pub policy: Spanned<PolicyName>,
     pub ttl: Option<Spanned<i64>>,
     pub region: Option<Spanned<String>>,
+    /// What to answer when no candidate region is healthy.
+    pub on_all_down: Option<Spanned<AllDownName>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum AllDownName {
+    FailOpen,
+    Nodata,
+    Servfail,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

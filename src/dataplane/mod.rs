@@ -20,7 +20,7 @@ use rand::rngs::SmallRng;
 
 use crate::guard::cookie::{self, Verdict};
 use crate::guard::rrl::Decision;
-use crate::snapshot::{Lookup, Snapshot};
+use crate::snapshot::{Lookup, Outcome, Snapshot};
 use crate::wire::{
     CLASS_CH, CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN, OPCODE_MASK,
     OPTION_COOKIE, OPTION_NSID, OPTION_SUBNET, TSIG_BADKEY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR,
@@ -226,10 +226,16 @@ impl Steer {
                     [None, None]
                 };
                 let proof_records = 2 * proof.iter().flatten().count() as u16;
-                if let Some((record, region, fail_open)) = steered {
-                    snap.compiled.counters.count(self.index, record, region);
-                    if fail_open {
-                        self.stats.row(self.index).fail_open();
+                if let Some((record, region, outcome)) = steered {
+                    let row = self.stats.row(self.index);
+                    match outcome {
+                        Outcome::Chosen => {}
+                        Outcome::FailOpen => row.fail_open(),
+                        Outcome::NoData => row.all_down(0),
+                        Outcome::ServFail => row.all_down(1),
+                    }
+                    if outcome.answered() {
+                        snap.compiled.counters.count(self.index, record, region);
                     }
                 }
                 if subnet.is_some_and(|s| s.source_prefix > 0) {

@@ -13,7 +13,7 @@ use super::prepared::Sections;
 use super::routing;
 use super::signed::{self, Encoder, Signing};
 use super::{AnswerCounters, Compiled, GeoClass, Node, RegionAnswers, StaticNode, SteeredNode};
-use crate::config::{Config, Policy, RegionId};
+use crate::config::{AllDown, Config, Policy, RegionId};
 use crate::dnssec::{SignError, Signer};
 use crate::geo::{ClientMap, GeoDb, GeoError};
 use crate::guard::rrl::RateLimiter;
@@ -115,9 +115,18 @@ impl Compiled {
                     a
                 }
             };
+            let down = match (&mut enc.signing, record.on_all_down) {
+                (Some(s), AllDown::NoData) => {
+                    let chunk = s.nsec_chunk(&record.name, BTreeSet::new())?;
+                    Some(enc.negative(NOERROR, &negative, &zone.origin, &[&chunk])?)
+                }
+                _ => None,
+            };
             let node = SteeredNode {
                 record: index,
                 policy: record.policy,
+                on_all_down: record.on_all_down,
+                down,
                 answers,
             };
             names.insert(wire(&record.name), Node::Steered(node));
@@ -164,6 +173,7 @@ impl Compiled {
             names,
             nxdomain,
             nodata,
+            servfail: super::Prepared::servfail(),
             chain,
             dnssec,
             geo_map,

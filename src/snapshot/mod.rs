@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
-use crate::config::{Config, Policy, RegionId};
+use crate::config::{AllDown, Config, Policy, RegionId};
 use crate::geo::{ClientMap, GeoDb};
 use crate::guard::cookie::CookieKeys;
 use crate::guard::rrl::RateLimiter;
@@ -51,6 +51,8 @@ pub struct Compiled {
     names: FxHashMap<Box<[u8]>, Node>,
     nxdomain: Prepared,
     nodata: Prepared,
+    /// SERVFAIL, for `on_all_down = "servfail"`.
+    servfail: Prepared,
     /// The NSEC chain, when the zone is signed.
     chain: Option<denial::Chain>,
     /// What the table's signatures are, when the zone is signed.
@@ -92,6 +94,10 @@ struct StaticNode {
 struct SteeredNode {
     record: usize,
     policy: Policy,
+    on_all_down: AllDown,
+    /// The NODATA of `on_all_down = "nodata"` when signed: proven by an
+    /// NSEC without A and AAAA; unsigned, the zone's shared NODATA.
+    down: Option<Prepared>,
     /// Indexed by region. Unsigned, shared by every steered name with the
     /// same TTL; signed, each name's own.
     answers: Arc<[RegionAnswers]>,
@@ -130,11 +136,31 @@ pub enum Lookup<'a> {
         prepared: &'a Prepared,
         /// ECS scope prefix when the answer depends on the client's address.
         scope: Option<u8>,
-        /// For steered names: record index, region and whether it failed open.
-        steered: Option<(usize, RegionId, bool)>,
+        /// For steered names: record index, region and how it was chosen.
+        steered: Option<(usize, RegionId, Outcome)>,
         /// Which NSEC records a signed answer needs from the query name.
         denial: Denial,
     },
+}
+
+/// How a steered answer came about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A healthy region (or the `region` policy's own).
+    Chosen,
+    /// No candidate was healthy: answered as if all were.
+    FailOpen,
+    /// No candidate was healthy: NODATA (`on_all_down = "nodata"`).
+    NoData,
+    /// No candidate was healthy: SERVFAIL (`on_all_down = "servfail"`).
+    ServFail,
+}
+
+impl Outcome {
+    /// Whether the answer carries a region's data (and counts for it).
+    pub fn answered(self) -> bool {
+        matches!(self, Outcome::Chosen | Outcome::FailOpen)
+    }
 }
 
 /// A negative answer whose NSEC proof depends on the query name, so the
@@ -283,6 +309,25 @@ impl Snapshot {
             }
             Node::Steered(s) => {
                 let (choice, scope) = self.steer(s.policy, client, draw);
+                let outcome = match (choice.fail_open, s.on_all_down) {
+                    (false, _) => Outcome::Chosen,
+                    (true, AllDown::FailOpen) => Outcome::FailOpen,
+                    (true, AllDown::NoData) => {
+                        let nodata = s.down.as_ref().unwrap_or(&c.nodata);
+                        return answer(
+                            nodata,
+                            scope,
+                            Some((s.record, choice.region, Outcome::NoData)),
+                        );
+                    }
+                    (true, AllDown::ServFail) => {
+                        return answer(
+                            &c.servfail,
+                            scope,
+                            Some((s.record, choice.region, Outcome::ServFail)),
+                        );
+                    }
+                };
                 let r = &s.answers[choice.region];
                 let nodata = r.other.as_ref().unwrap_or(&c.nodata);
                 let prepared = match qtype {
@@ -293,11 +338,7 @@ impl Snapshot {
                     TYPE_NSEC => r.nsec.as_ref().unwrap_or(nodata),
                     _ => nodata,
                 };
-                answer(
-                    prepared,
-                    scope,
-                    Some((s.record, choice.region, choice.fail_open)),
-                )
+                answer(prepared, scope, Some((s.record, choice.region, outcome)))
             }
         }
     }

@@ -80,6 +80,20 @@ impl Prepared {
         })
     }
 
+    /// A bare SERVFAIL: no records, not authoritative.
+    pub fn servfail() -> Prepared {
+        Prepared {
+            rcode: crate::wire::SERVFAIL,
+            authoritative: false,
+            answer_count: 0,
+            authority_count: 0,
+            additional_count: 0,
+            body: Box::new([]),
+            relocate: Box::new([]),
+            signed: None,
+        }
+    }
+
     /// This answer, or its signed variant for a query with the DO bit.
     pub fn variant(&self, dnssec_ok: bool) -> &Prepared {
         match &self.signed {

@@ -8,8 +8,8 @@ use std::str::FromStr;
 use hickory_proto::rr::{Name, RData, RecordType};
 use toml::Spanned;
 
-use super::super::schema::{self, PolicyName};
-use super::super::{Config, Diagnostic, Health, Policy, Record, Region, ZoneSource};
+use super::super::schema::{self, AllDownName, PolicyName};
+use super::super::{AllDown, Config, Diagnostic, Health, Policy, Record, Region, ZoneSource};
 use super::{Validator, valid_label};
 use crate::zone::{Zone, ZoneError, ZoneProblem};
 
@@ -227,11 +227,29 @@ impl Validator<'_> {
             let ttl = r
                 .ttl
                 .map_or(DEFAULT_TTL, |t| self.int_in(&t, "records.ttl", 0, MAX_TTL));
+            let on_all_down = match &r.on_all_down {
+                None => AllDown::FailOpen,
+                Some(d) if matches!(policy, Policy::Region(_)) => {
+                    self.err(
+                        d.span(),
+                        "records.on_all_down",
+                        "policy \"region\" answers its region whatever its health; \
+                         on_all_down applies to failover, weighted, geo and multivalue",
+                    );
+                    AllDown::FailOpen
+                }
+                Some(d) => match d.get_ref() {
+                    AllDownName::FailOpen => AllDown::FailOpen,
+                    AllDownName::Nodata => AllDown::NoData,
+                    AllDownName::Servfail => AllDown::ServFail,
+                },
+            };
             let at = self.sink.line_col(r.name.span().start);
             out.push(Record {
                 name,
                 policy,
                 ttl,
+                on_all_down,
                 at,
             });
         }
@@ -526,6 +544,36 @@ mod tests {
         assert!(
             found[0].contains(&format!("keiko.toml:{line}:12: geoip.database: ")),
             "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn on_all_down_takes_three_words_and_not_with_policy_region() {
+        let text = replace(
+            "policy = \"failover\"",
+            "policy = \"failover\"\non_all_down = \"nodata\"",
+        );
+        let parsed = crate::config::Config::parse(std::path::Path::new("/k/keiko.toml"), &text);
+        assert_eq!(
+            parsed.map(|c| c.records[0].on_all_down).ok(),
+            Some(crate::config::AllDown::NoData)
+        );
+        let text = replace(
+            "policy = \"failover\"",
+            "policy = \"failover\"\non_all_down = \"drop\"",
+        );
+        let found = errors(&text);
+        assert_eq!(found[0].line, line_of(&text, "\"drop\""), "{found:#?}");
+        assert!(found[0].message.contains("servfail"), "{}", found[0]);
+        let text = replace(
+            "policy = \"region\"\nregion = \"ap-southeast-1\"",
+            "policy = \"region\"\nregion = \"ap-southeast-1\"\non_all_down = \"servfail\"",
+        );
+        one_error(
+            &text,
+            "records.on_all_down",
+            line_of(&text, "on_all_down"),
+            "whatever its health",
         );
     }
 }
