@@ -181,7 +181,8 @@ pub(crate) struct Steering {
 /// The preference list used by `geo`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Preference {
-    /// "country JP", "continent EU" or "default".
+    /// "network 10.20.0.0/16" (`[[networks]]`), "country JP", "continent
+    /// EU" or "default".
     pub source: String,
     pub regions: Vec<String>,
 }
@@ -431,13 +432,16 @@ fn steer(
         }
         Policy::Geo => {
             let (class, _) = snap.geo_class(ip);
-            let list = snap
-                .compiled
-                .geo_classes
-                .get(class)
-                .map_or(&config.geoip.default, |c| &c.list);
+            let class = snap.compiled.geo_classes.get(class);
+            let list = class.map_or(&config.geoip.default, |c| &c.list);
+            let network = class
+                .and_then(|c| c.network)
+                .and_then(|n| config.networks.get(n));
             preference = Some(Preference {
-                source: list_source(config, geo),
+                source: match network {
+                    Some(n) => format!("network {}", n.cidr),
+                    None => list_source(config, geo),
+                },
                 regions: names(list),
             });
             routing::geo_order(config, list, block)

@@ -109,3 +109,94 @@ fn all_down_answers_nodata_or_servfail_as_each_record_says() {
     let m = server.query_udp("down-servfail", RecordType::A);
     assert_addresses(&m, &[v4(&REGIONS[1])]);
 }
+
+// ---------------------------------------------------------------------------
+// [[networks]]
+// ---------------------------------------------------------------------------
+
+/// The project's GeoIP fixture (geoip-fixtures/keiko-regions.csv).
+fn fixture_db() -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("geoip-fixtures")
+        .join("keiko-regions.mmdb");
+    assert!(path.exists(), "missing GeoIP fixture {}", path.display());
+    format!("'{}'", path.display())
+}
+
+/// The test config with a `geo` record "geo", continents NA/EU/AS on the
+/// three regions, and `extra` (networks, residency).
+fn geo_config(extra: &str) -> String {
+    config_plus(&format!(
+        "{}\n[geoip]\ndatabase = {}\n[geoip.continents]\nNA = [\"us-east-1\"]\n\
+         EU = [\"eu-west-1\"]\nAS = [\"ap-southeast-1\"]\n\n{extra}",
+        record("geo", "geo", ""),
+        fixture_db()
+    ))
+}
+
+/// The A (or AAAA) answer and the ECS scope for a client at `addr/prefix`.
+fn geo_answer(server: &Server, rtype: RecordType, addr: &str, prefix: u8) -> (Vec<IpAddr>, u8) {
+    let addr: IpAddr = addr.parse().unwrap();
+    let m = server.exchange_udp(
+        &hickory_proto::op::Message::query_for(&fqdn("geo"), rtype)
+            .with_subnet(mask(addr, prefix), prefix),
+    );
+    let scope = answer_subnet(&m)
+        .unwrap_or_else(|| panic!("no ECS in {m:#?}"))
+        .scope_prefix();
+    (addresses(&m), scope)
+}
+
+#[test]
+fn a_network_beats_the_country_with_a_scope_inside_the_network() {
+    let networks = "[[networks]]\ncidr = \"127.0.1.128/25\"\nregions = [\"ap-southeast-1\"]\n\
+        [[networks]]\ncidr = \"127.0.1.192/26\"\nregions = [\"eu-west-1\"]\n\
+        [[networks]]\ncidr = \"2001:db8:1:8000::/49\"\nregions = [\"ap-southeast-1\"]\n\
+        [[networks]]\ncidr = \"2001:db8:2::/48\"\nregions = [\"ap-southeast-1\", \"us-east-1\"]\n\
+        [[networks]]\ncidr = \"10.0.0.0/8\"\nregions = [\"eu-west-1\"]\n\
+        [residency.eu]\ncountries = [\"DE\"]\nregions = [\"eu-west-1\"]\n\
+        [[networks]]\ncidr = \"127.0.8.0/24\"\nregions = [\"us-east-1\"]\n";
+    let server = Server::start(&geo_config(networks), &default_zone());
+    let [us, eu, ap] = REGIONS.map(|r| (IpAddr::from(r.v4), IpAddr::from(r.v6)));
+    // 127.0.1.0/24 is US (NA): the lower half keeps the continent's list,
+    // with a scope that stops at the network's edge.
+    let (answer, scope) = geo_answer(&server, RecordType::A, "127.0.1.5", 32);
+    assert_eq!(answer, [us.0]);
+    assert!((25..=32).contains(&scope), "scope {scope}");
+    // Inside the /25, outside the /26: the /25's list.
+    let (answer, scope) = geo_answer(&server, RecordType::A, "127.0.1.130", 32);
+    assert_eq!(answer, [ap.0]);
+    assert!(
+        (26..=32).contains(&scope),
+        "scope {scope} must not reach past the /26 split"
+    );
+    // Inside the /26: longest prefix wins.
+    let (answer, scope) = geo_answer(&server, RecordType::A, "127.0.1.200", 32);
+    assert_eq!(answer, [eu.0]);
+    assert!((26..=32).contains(&scope), "scope {scope}");
+    // An address the database does not know: the network alone decides.
+    let (answer, scope) = geo_answer(&server, RecordType::A, "10.1.2.3", 32);
+    assert_eq!(answer, [eu.0]);
+    assert_eq!(scope, 8);
+    // IPv6: 2001:db8:1::/48 is US; its upper half is the network's.
+    let (answer, scope) = geo_answer(&server, RecordType::AAAA, "2001:db8:1::1", 64);
+    assert_eq!(answer, [us.1]);
+    assert!((49..=64).contains(&scope), "scope {scope}");
+    let (answer, scope) = geo_answer(&server, RecordType::AAAA, "2001:db8:1:8001::1", 64);
+    assert_eq!(answer, [ap.1]);
+    assert!((49..=64).contains(&scope), "scope {scope}");
+    let (answer, scope) = geo_answer(&server, RecordType::AAAA, "2001:db8:2::1", 56);
+    assert_eq!(answer, [ap.1]);
+    assert_eq!(scope, 48, "the network is the database's /48");
+    // Residency still applies: DE clients only get eu-west-1, whatever
+    // their network says.
+    let (answer, _) = geo_answer(&server, RecordType::A, "127.0.8.1", 32);
+    assert_eq!(answer, [eu.0]);
+    // The network's list is a preference: its region down, the next one.
+    server.force("ap-southeast-1", "down");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while geo_answer(&server, RecordType::AAAA, "2001:db8:2::1", 56).0 != [us.1] {
+        assert!(std::time::Instant::now() < deadline, "never failed over");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

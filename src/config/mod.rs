@@ -45,6 +45,9 @@ pub struct Config {
     /// In the order written; `priority` gives failover order.
     pub regions: Vec<Region>,
     pub records: Vec<Record>,
+    /// `[[networks]]`: client networks with their preference lists, which
+    /// beat `geoip` for `geo` records (longest prefix wins).
+    pub networks: Vec<Network>,
     pub notify: Vec<Notify>,
     /// `[fleet]`: several instances that answer as one (docs/reference.md
     /// §9); `None` for a single instance.
@@ -217,6 +220,14 @@ pub struct Geoip {
     pub continents: BTreeMap<String, Vec<RegionId>>,
     /// ISO country code (`JP`) to preference list; beats the continent.
     pub countries: BTreeMap<String, Vec<RegionId>>,
+}
+
+/// A `[[networks]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    /// Normalised (host bits cleared as written is an error).
+    pub cidr: IpNet,
+    pub regions: Vec<RegionId>,
 }
 
 #[derive(Debug, Clone)]

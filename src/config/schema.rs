@@ -28,6 +28,8 @@ pub(super) struct File {
     #[serde(default)]
     pub records: Vec<Spanned<Record>>,
     #[serde(default)]
+    pub networks: Vec<Spanned<Network>>,
+    #[serde(default)]
     pub notify: Vec<Spanned<Notify>>,
     #[serde(default)]
     pub fleet: Option<Spanned<Fleet>>,
@@ -127,6 +129,14 @@ pub(super) struct Residency {
     pub continents: Vec<Spanned<String>>,
     #[serde(default)]
     pub countries: Vec<Spanned<String>>,
+    pub regions: Spanned<Vec<Spanned<String>>>,
+}
+
+/// `[[networks]]`: a client network whose preference list beats GeoIP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Network {
+    pub cidr: Spanned<String>,
     pub regions: Spanned<Vec<Spanned<String>>>,
 }
 

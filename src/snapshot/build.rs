@@ -485,27 +485,38 @@ fn classify(config: &Config, geo: Option<&GeoDb>) -> Result<Classified, BuildErr
         routing::preference_list(config, country, continent).0
     };
     let mut classes: Vec<GeoClass> = Vec::new();
-    let mut index: HashMap<(Vec<RegionId>, Option<usize>), u32> = HashMap::new();
-    let mut class_of = |list: &[RegionId], residency: Option<usize>| -> u32 {
-        *index.entry((list.to_vec(), residency)).or_insert_with(|| {
-            classes.push(GeoClass {
-                list: list.to_vec(),
-                residency,
-            });
-            (classes.len() - 1) as u32
-        })
-    };
-    let unknown = class_of(&config.geoip.default, None);
+    // (list, residency block, network) to class.
+    type Key = (Vec<RegionId>, Option<usize>, Option<usize>);
+    let mut index: HashMap<Key, u32> = HashMap::new();
+    let mut class_of =
+        |list: &[RegionId], residency: Option<usize>, network: Option<usize>| -> u32 {
+            *index
+                .entry((list.to_vec(), residency, network))
+                .or_insert_with(|| {
+                    classes.push(GeoClass {
+                        list: list.to_vec(),
+                        residency,
+                        network,
+                    });
+                    (classes.len() - 1) as u32
+                })
+        };
+    let unknown = class_of(&config.geoip.default, None, None);
+    let networks: Vec<ipnet::IpNet> = config.networks.iter().map(|n| n.cidr).collect();
     let uses_geo = config.records.iter().any(|r| r.policy == Policy::Geo);
     let (geo_map, residency_map) = match geo {
         Some(db) => {
             let geo_map = if uses_geo {
-                db.compile(&mut |country, continent| {
-                    class_of(
-                        list_of(country, continent),
-                        residency_of(country, continent),
-                    )
-                })?
+                db.compile_with_networks(
+                    &mut |network, country, continent| {
+                        let list = match network.and_then(|i| config.networks.get(i)) {
+                            Some(n) => &n.regions[..],
+                            None => list_of(country, continent),
+                        };
+                        class_of(list, residency_of(country, continent), network)
+                    },
+                    &networks,
+                )?
             } else {
                 ClientMap::uniform(unknown)
             };

@@ -72,6 +72,8 @@ pub struct Compiled {
 pub struct GeoClass {
     pub list: Vec<RegionId>,
     pub residency: Option<usize>,
+    /// The `[[networks]]` entry whose list this is (None: from `[geoip]`).
+    pub network: Option<usize>,
 }
 
 enum Node {

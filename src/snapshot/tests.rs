@@ -193,3 +193,29 @@ fn on_all_down_decides_the_answer_only_when_every_candidate_is_down() {
     };
     assert_eq!(prepared.authority_count, 1);
 }
+
+#[test]
+fn networks_are_classes_of_their_own_inside_the_geo_map() {
+    let db =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("geoip-fixtures/keiko-regions.mmdb");
+    let config = format!(
+        "{CONFIG}\n[[records]]\nname = \"geo\"\npolicy = \"geo\"\n[geoip]\ndatabase = '{}'\n\
+         [geoip.continents]\nNA = [\"us-east-1\"]\n\
+         [[networks]]\ncidr = \"127.0.1.0/25\"\nregions = [\"us-east-1\"]\n\
+         [[networks]]\ncidr = \"2001:db8:1::/56\"\nregions = [\"eu-west-1\"]\n",
+        db.display()
+    );
+    let snap = Snapshot::new(testutil::compiled_from(&config, ZONE), vec![true; 3], 1);
+    let class = |ip: &str| {
+        let (class, scope) = snap.geo_class(ip.parse().unwrap());
+        (snap.compiled.geo_classes[class].clone(), scope)
+    };
+    // The same list as the continent's, but the network's own class: the
+    // scope stops at the network's /25, not at the database's /24.
+    let (inside, scope) = class("127.0.1.1");
+    assert_eq!((inside.list, inside.network, scope), (vec![0], Some(0), 25));
+    let (outside, scope) = class("127.0.1.200");
+    assert_eq!((outside.list, outside.network, scope), (vec![0], None, 25));
+    let (v6, scope) = class("2001:db8:1::1");
+    assert_eq!((v6.list, v6.network, scope), (vec![1], Some(1), 56));
+}

@@ -108,6 +108,7 @@ impl Validator<'_> {
         let geoip = self.geoip(file.geoip, &regions);
         let residency = self.residency(file.residency);
         let records = self.records(file.records, &zone.origin);
+        let networks = self.networks(file.networks);
         let notify = self.notify(file.notify);
         let fleet = self.fleet(file.fleet, &server);
         let dnssec = self.dnssec(file.dnssec);
@@ -135,6 +136,7 @@ impl Validator<'_> {
             residency,
             regions,
             records,
+            networks,
             notify,
             fleet,
             dnssec,
