@@ -61,8 +61,36 @@ fn worker() -> Worker {
     Worker::new(Thread::UdpWorker(0), Arc::new(Stats::new(1)), rng)
 }
 
+/// The record kinds of docs/reference.md §3.10, on top of the default
+/// config (tests/alloc.rs answers the same ones).
+const RECORDS: &str = r#"
+[[records]]
+name   = "all"
+policy = "multivalue"
+
+[[networks]]
+cidr    = "10.0.0.0/8"
+regions = ["ap-southeast-1"]
+"#;
+
+/// The default config with [`RECORDS`] added, every region healthy.
+fn snapshot_with_records() -> Snapshot {
+    let path = default_config();
+    let text = std::fs::read_to_string(&path).expect("default config") + RECORDS;
+    let config = keiko_dns::config::Config::parse(&path, &text).expect("config parses");
+    let zone = keiko_dns::zone::Zone::load(&config.zone.file, &config.zone.origin).expect("zone");
+    let geo = config
+        .geoip
+        .database
+        .as_ref()
+        .map(|p| Arc::new(keiko_dns::geo::GeoDb::open(p).expect("GeoIP loads")));
+    let n = config.regions.len();
+    let compiled = Compiled::build(Arc::new(config), Arc::new(zone), geo, 2).expect("compiles");
+    Snapshot::new(Arc::new(compiled), vec![true; n], 1)
+}
+
 fn per_class(c: &mut Criterion) {
-    let snap = snapshot_of(&default_config());
+    let snap = snapshot_with_records();
     let mut worker = worker();
     let mut out = Vec::with_capacity(65535);
     let zone = "keiko.example.com";
@@ -81,6 +109,11 @@ fn per_class(c: &mut Criterion) {
             query(&n("api-contracts-geo"), 28, Some(jp)),
         ),
         ("nxdomain", query(&n("no-such-name"), 1, None)),
+        ("multivalue", query(&n("all"), 1, None)),
+        (
+            "geo_ecs_v4_network",
+            query(&n("api-contracts-geo"), 1, Some(&[0, 1, 16, 0, 10, 1])),
+        ),
         (
             "malformed",
             vec![0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c],

@@ -407,7 +407,7 @@ fn steer(
                 .get(class)
                 .and_then(|c| c.residency)
         }
-        Policy::Failover | Policy::Weighted => snap.residency_of(ip).0,
+        Policy::Failover | Policy::Weighted | Policy::Multivalue { .. } => snap.residency_of(ip).0,
     };
     let residency = block
         .and_then(|b| config.residency.get(b))
@@ -421,9 +421,15 @@ fn steer(
     let mut preference = None;
     let mut shares: Vec<(RegionId, f64)> = Vec::new();
     let mut fail_open = choice.fail_open;
+    let mut set = None;
     let order: Vec<RegionId> = match policy {
         Policy::Region(r) => vec![r],
         Policy::Failover => allowed.clone(),
+        Policy::Multivalue { .. } => {
+            let (values, _) = snap.value_set(ip);
+            set = Some(values.mask);
+            allowed.clone()
+        }
         Policy::Weighted => {
             let table = routing::weighted(config, &snap.healthy, block);
             fail_open = table.fail_open;
@@ -461,6 +467,8 @@ fn steer(
                 share_percent: weighted.then(|| round1(share.unwrap_or(0.0))),
                 chosen: if weighted {
                     share.is_some_and(|s| s > 0.0)
+                } else if let Some(mask) = set {
+                    mask & (1 << r) != 0
                 } else {
                     r == choice.region
                 },
@@ -474,7 +482,24 @@ fn steer(
             .map(ToString::to_string)
             .collect()
     };
-    let (region, answer) = if weighted {
+    let (region, answer) = if let (Some(mask), Policy::Multivalue { max_answers }) = (set, policy) {
+        let members = routing::members(config, mask);
+        let take = usize::from(max_answers);
+        let v4 = members
+            .iter()
+            .flat_map(|&r| &config.regions[r].ipv4)
+            .take(take);
+        let v6 = members
+            .iter()
+            .flat_map(|&r| &config.regions[r].ipv6)
+            .take(take);
+        (
+            None,
+            v4.map(ToString::to_string)
+                .chain(v6.map(ToString::to_string))
+                .collect(),
+        )
+    } else if weighted {
         (
             None,
             shares.iter().flat_map(|&(r, _)| addresses(r)).collect(),

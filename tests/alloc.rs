@@ -73,7 +73,7 @@ fn query(name: &str, qtype: u16, edns: bool, ecs: Option<&[u8]>) -> Vec<u8> {
 /// against `zones/`).
 fn snapshot(extra: &str) -> Snapshot {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/keiko.toml");
-    let text = std::fs::read_to_string(&path).expect("default config") + extra;
+    let text = std::fs::read_to_string(&path).expect("default config") + RECORDS + extra;
     let config = Config::parse(&path, &text).expect("config parses");
     let zone = Zone::load(&config.zone.file, &config.zone.origin).expect("zone loads");
     let geo = config
@@ -96,6 +96,28 @@ fn snapshot(extra: &str) -> Snapshot {
     .expect("compiles");
     Snapshot::new(Arc::new(compiled), vec![true, false, true], 1)
 }
+
+/// The answer kinds of docs/reference.md §3.10 on top of the default
+/// config: multivalue, all-down policies, a client network.
+const RECORDS: &str = r#"
+[[records]]
+name   = "all"
+policy = "multivalue"
+
+[[records]]
+name        = "strict-nodata"
+policy      = "failover"
+on_all_down = "nodata"
+
+[[records]]
+name        = "strict-servfail"
+policy      = "failover"
+on_all_down = "servfail"
+
+[[networks]]
+cidr    = "10.0.0.0/8"
+regions = ["ap-southeast-1"]
+"#;
 
 /// A `[dnssec]` section with a fresh key in `dir`.
 fn dnssec_extra(dir: &Path) -> String {
@@ -157,9 +179,10 @@ fn answer_every_class(snap: &Snapshot, what_config: &str) {
 
     let gb = [0u8, 1, 24, 0, 81, 2, 69];
     let jp = [0u8, 2, 48, 0, 0x20, 0x01, 0x02, 0x18, 0, 0];
+    let net10 = [0u8, 1, 16, 0, 10, 1];
     let zone = "keiko.example.com";
     let n = |s: &str| format!("{s}.{zone}");
-    use ResponseCode::{FormErr, NXDomain, NoError, Refused};
+    use ResponseCode::{FormErr, NXDomain, NoError, Refused, ServFail};
     // us-east-1 and ap-southeast-1 are healthy, eu-west-1 is down. The
     // client is in the US (geoip-fixtures/README.md), so steering by source
     // takes the policy's own path; the GB subnet is under EU residency,
@@ -226,6 +249,36 @@ fn answer_every_class(snap: &Snapshot, what_config: &str) {
             "region",
             query(&n("api-contracts-eu-west"), 1, true, None),
             answer(NoError, 1, eu_west),
+        ),
+        (
+            "multivalue (rotating)",
+            query(&n("all"), 1, false, None),
+            answer(NoError, 2, &["192.0.2.10", "203.0.113.10"]),
+        ),
+        (
+            "multivalue AAAA, EDNS",
+            query(&n("all"), 28, true, None),
+            answer(NoError, 2, &["2001:db8:10::10", "2001:db8:30::10"]),
+        ),
+        (
+            "multivalue with ECS (residency, fail open)",
+            query(&n("all"), 1, true, Some(&gb)),
+            answer(NoError, 1, eu_west),
+        ),
+        (
+            "all down: nodata",
+            query(&n("strict-nodata"), 1, true, Some(&gb)),
+            answer(NoError, 0, &[]),
+        ),
+        (
+            "all down: servfail",
+            query(&n("strict-servfail"), 1, true, Some(&gb)),
+            answer(ServFail, 0, &[]),
+        ),
+        (
+            "geo ECS in a network",
+            query(&n("api-contracts-geo"), 1, true, Some(&net10)),
+            answer(NoError, 1, &["203.0.113.10"]),
         ),
         (
             "NXDOMAIN",

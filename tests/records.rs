@@ -47,6 +47,15 @@ fn all_down(server: &Server) {
     );
 }
 
+/// The `/status` entry of record `name`.
+fn record_status(server: &Server, name: &str) -> serde_json::Value {
+    let status = server.status();
+    status["records"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["name"] == name).cloned())
+        .unwrap_or_else(|| panic!("no record {name} in /status: {status:#}"))
+}
+
 fn metric(server: &Server, line_start: &str) -> Option<f64> {
     let text = server.get("/metrics").body;
     text.lines()
@@ -90,6 +99,13 @@ fn all_down_answers_nodata_or_servfail_as_each_record_says() {
     assert_eq!(
         metric(&server, "keiko_dns_all_down_total{policy=\"servfail\"}"),
         Some(2.0)
+    );
+    let st = record_status(&server, "down-nodata");
+    assert_eq!(st["all_down"], "nodata", "{st:#}");
+    assert_eq!(st["answer"], serde_json::json!([]), "{st:#}");
+    assert_eq!(
+        record_status(&server, "api-contracts")["all_down"],
+        "fail_open"
     );
     assert!(
         server
@@ -199,4 +215,89 @@ fn a_network_beats_the_country_with_a_scope_inside_the_network() {
         assert!(std::time::Instant::now() < deadline, "never failed over");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+// ---------------------------------------------------------------------------
+// multivalue
+// ---------------------------------------------------------------------------
+
+/// The A answers of `name` over `n` queries: each answer's address order.
+fn orders(server: &Server, name: &str, rtype: RecordType, n: usize) -> Vec<Vec<IpAddr>> {
+    let client = server.udp();
+    (0..n)
+        .map(|_| addresses(&client.query(name, rtype)))
+        .collect()
+}
+
+fn sorted(mut v: Vec<IpAddr>) -> Vec<IpAddr> {
+    v.sort();
+    v
+}
+
+#[test]
+fn multivalue_answers_every_healthy_region_rotating_and_fails_open() {
+    let extra =
+        record("all", "multivalue", "ttl = 30") + &record("two", "multivalue", "max_answers = 2");
+    let server = Server::start(&config_plus(&extra), &default_zone());
+    let v4: Vec<IpAddr> = REGIONS.iter().map(|r| r.v4.into()).collect();
+    let v6: Vec<IpAddr> = REGIONS.iter().map(|r| r.v6.into()).collect();
+
+    let st = record_status(&server, "all");
+    assert_eq!(st["policy"], "multivalue");
+    assert_eq!(
+        st["set"],
+        serde_json::json!(["us-east-1", "eu-west-1", "ap-southeast-1"]),
+        "{st:#}"
+    );
+    assert_eq!(st["answer"].as_array().map(Vec::len), Some(6), "{st:#}");
+    let seen = orders(&server, "all", RecordType::A, 60);
+    for answer in &seen {
+        assert_eq!(sorted(answer.clone()), sorted(v4.clone()), "{answer:?}");
+    }
+    let firsts: std::collections::HashSet<IpAddr> = seen.iter().map(|a| a[0]).collect();
+    assert_eq!(
+        firsts.len(),
+        3,
+        "the order rotates: every address comes first: {seen:?}"
+    );
+    for answer in &seen {
+        // A rotation, not a shuffle: the cyclic order is kept.
+        let at = v4.iter().position(|a| *a == answer[0]).unwrap();
+        let expected: Vec<IpAddr> = (0..3).map(|i| v4[(at + i) % 3]).collect();
+        assert_eq!(answer, &expected);
+    }
+    let m = server.query_tcp("all", RecordType::AAAA);
+    assert_eq!(sorted(addresses(&m)), sorted(v6.clone()));
+    assert!(m.answers.iter().all(|r| r.ttl == 30), "{m:#?}");
+    // max_answers: the first two by priority.
+    for answer in orders(&server, "two", RecordType::A, 10) {
+        assert_eq!(sorted(answer), sorted(v4[..2].to_vec()));
+    }
+
+    // A failed region drops out.
+    server.force(REGIONS[0].name, "down");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while addresses(&server.query_udp("all", RecordType::A)).len() != 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "us-east-1 never dropped"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for answer in orders(&server, "all", RecordType::A, 20) {
+        assert_eq!(sorted(answer), sorted(v4[1..].to_vec()));
+    }
+    for answer in orders(&server, "two", RecordType::A, 10) {
+        assert_eq!(sorted(answer), sorted(v4[1..].to_vec()));
+    }
+
+    // None healthy: fail open, every region's addresses up to max_answers.
+    all_down(&server);
+    for answer in orders(&server, "all", RecordType::A, 10) {
+        assert_eq!(sorted(answer), sorted(v4.clone()));
+    }
+    for answer in orders(&server, "two", RecordType::A, 10) {
+        assert_eq!(sorted(answer), sorted(v4[..2].to_vec()));
+    }
+    assert!(metric(&server, "keiko_dns_fail_open_total").unwrap_or(0.0) >= 20.0);
 }

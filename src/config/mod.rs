@@ -331,6 +331,10 @@ pub enum Policy {
     Geo,
     Weighted,
     Region(RegionId),
+    /// Every healthy region's addresses, at most `max_answers` records.
+    Multivalue {
+        max_answers: u8,
+    },
 }
 
 impl Policy {
@@ -340,6 +344,7 @@ impl Policy {
             Policy::Geo => "geo",
             Policy::Weighted => "weighted",
             Policy::Region(_) => "region",
+            Policy::Multivalue { .. } => "multivalue",
         }
     }
 }

@@ -163,6 +163,8 @@ pub(super) struct Record {
     pub region: Option<Spanned<String>>,
     /// What to answer when no candidate region is healthy.
     pub on_all_down: Option<Spanned<AllDownName>>,
+    /// `multivalue` only: at most this many records per answer.
+    pub max_answers: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -180,6 +182,7 @@ pub(super) enum PolicyName {
     Geo,
     Weighted,
     Region,
+    Multivalue,
 }
 
 #[derive(Debug, Deserialize)]

@@ -217,6 +217,7 @@ impl Steer {
                 scope,
                 steered,
                 denial,
+                rotate,
             } => {
                 let dnssec_ok = q.edns.as_ref().is_some_and(|e| e.dnssec_ok);
                 let prepared = prepared.variant(dnssec_ok);
@@ -252,7 +253,7 @@ impl Steer {
                     out,
                 );
                 let shift = q.qname().len().saturating_sub(snap.compiled.origin_len());
-                prepared.write(out, shift);
+                prepared.write_rotated(out, shift, rotate);
                 for nsec in proof.into_iter().flatten() {
                     out.extend_from_slice(nsec);
                 }

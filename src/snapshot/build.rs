@@ -104,14 +104,22 @@ impl Compiled {
         // Unsigned, a steered answer's owner is always a pointer to the
         // question, so its bytes depend only on region and TTL: encode
         // each once. Signed, its RRSIGs cover the owner: one per name.
-        let mut by_ttl: HashMap<u32, Arc<[RegionAnswers]>> = HashMap::new();
+        let mut by_ttl: HashMap<(u32, Option<u8>), Arc<[RegionAnswers]>> = HashMap::new();
         for (index, record) in config.records.iter().enumerate() {
-            let answers = match by_ttl.get(&record.ttl) {
+            let max_answers = match record.policy {
+                Policy::Multivalue { max_answers } => Some(max_answers),
+                _ => None,
+            };
+            let key = (record.ttl, max_answers);
+            let answers = match by_ttl.get(&key) {
                 Some(a) if !enc.signed() => a.clone(),
                 _ => {
-                    let a: Arc<[RegionAnswers]> =
-                        region_answers(&mut enc, &config, index, &negative)?.into();
-                    by_ttl.insert(record.ttl, a.clone());
+                    let a: Arc<[RegionAnswers]> = match max_answers {
+                        Some(max) => value_answers(&mut enc, &config, index, &negative, max)?,
+                        None => region_answers(&mut enc, &config, index, &negative)?,
+                    }
+                    .into();
+                    by_ttl.insert(key, a.clone());
                     a
                 }
             };
@@ -447,6 +455,85 @@ fn region_answers(
                 ..Default::default()
             };
             enc.encode(name, qtype, NOERROR, &sections, &[])
+        };
+        let a = one(RecordType::A, &a)?;
+        let aaaa = one(RecordType::AAAA, &aaaa)?;
+        let (other, nsec) = match nsec_answer {
+            Some(nsec) => {
+                let sections = Sections {
+                    answers: vec![&nsec],
+                    ..Default::default()
+                };
+                (
+                    Some(enc.negative(NOERROR, negative, origin, &proof)?),
+                    Some(enc.encode(name, RecordType::NSEC, NOERROR, &sections, &[])?),
+                )
+            }
+            None => (None, None),
+        };
+        answers.push(RegionAnswers {
+            a,
+            aaaa,
+            other,
+            nsec,
+        });
+    }
+    Ok(answers)
+}
+
+/// A and AAAA answers of multivalue record `index` for every set of
+/// regions (indexed by the set's mask): the addresses of its regions in
+/// priority order, at most `max` records of each type, rotatable.
+fn value_answers(
+    enc: &mut Encoder<'_, '_>,
+    config: &Config,
+    index: usize,
+    negative: &Record,
+    max: u8,
+) -> Result<Vec<RegionAnswers>, BuildError> {
+    let record = &config.records[index];
+    let name = &record.name;
+    let origin = &config.zone.origin;
+    let sets = 1usize << config.regions.len();
+    let mut answers = Vec::with_capacity(sets);
+    for mask in 0..sets {
+        let members = routing::members(config, mask);
+        let regions: Vec<&crate::config::Region> =
+            members.iter().map(|&r| &config.regions[r]).collect();
+        let (own_nsec, nsec_answer) = match enc.signing.as_deref_mut() {
+            Some(s) => {
+                let types = signed::types_of(&regions);
+                let chunk = s.nsec_chunk(name, types.clone())?;
+                (Some(chunk), Some(s.nsec_record(name, types)))
+            }
+            None => (None, None),
+        };
+        let proof: Vec<&[u8]> = own_nsec.as_deref().into_iter().collect();
+        let take = usize::from(max);
+        let a: Vec<Record> = regions
+            .iter()
+            .flat_map(|r| &r.ipv4)
+            .take(take)
+            .map(|ip| Record::from_rdata(name.clone(), record.ttl, RData::A(A(*ip))))
+            .collect();
+        let aaaa: Vec<Record> = regions
+            .iter()
+            .flat_map(|r| &r.ipv6)
+            .take(take)
+            .map(|ip| Record::from_rdata(name.clone(), record.ttl, RData::AAAA(AAAA(*ip))))
+            .collect();
+        let mut one = |qtype: RecordType, records: &[Record]| {
+            if records.is_empty() {
+                return enc.negative(NOERROR, negative, origin, &proof);
+            }
+            let sections = Sections {
+                answers: records.iter().collect(),
+                ..Default::default()
+            };
+            let prepared = enc.encode(name, qtype, NOERROR, &sections, &[])?;
+            // Unsigned, the body is exactly the answers.
+            let len = prepared.body.len();
+            Ok(prepared.rotating(records.len(), len))
         };
         let a = one(RecordType::A, &a)?;
         let aaaa = one(RecordType::AAAA, &aaaa)?;

@@ -30,7 +30,7 @@ use crate::wire::{TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_NSEC, walk_name};
 use crate::zone::Zone;
 pub use build::{BuildError, relative};
 pub use prepared::Prepared;
-use routing::{Choice, WeightTable};
+use routing::{Choice, ValueSet, WeightTable};
 
 /// The routing table as it is shared: the control plane swaps snapshots
 /// in, the data plane loads the current one.
@@ -142,6 +142,8 @@ pub enum Lookup<'a> {
         steered: Option<(usize, RegionId, Outcome)>,
         /// Which NSEC records a signed answer needs from the query name.
         denial: Denial,
+        /// The record to start a multivalue answer's rotation at.
+        rotate: u32,
     },
 }
 
@@ -185,6 +187,8 @@ pub struct Snapshot {
     /// Per residency class (0: none, i + 1: block i).
     failover: Box<[Choice]>,
     weighted: Box<[WeightTable]>,
+    /// Per residency class: the regions multivalue names answer from.
+    multivalue: Box<[ValueSet]>,
     /// Per geo class.
     geo: Box<[Choice]>,
     pub version: u64,
@@ -237,6 +241,9 @@ impl Snapshot {
         let weighted = (0..residency_classes)
             .map(|c| routing::weighted(config, &healthy, block(c)))
             .collect();
+        let multivalue = (0..residency_classes)
+            .map(|c| routing::multivalue(config, &healthy, block(c)))
+            .collect();
         let geo = compiled
             .geo_classes
             .iter()
@@ -248,6 +255,7 @@ impl Snapshot {
             healthy: healthy.into_boxed_slice(),
             failover,
             weighted,
+            multivalue,
             geo,
             compiled,
             version,
@@ -277,6 +285,7 @@ impl Snapshot {
                     scope: None,
                     steered: None,
                     denial: Denial::NxDomain,
+                    rotate: 0,
                 }
             } else {
                 Lookup::Refused
@@ -287,6 +296,7 @@ impl Snapshot {
             scope,
             steered,
             denial: Denial::None,
+            rotate: 0,
         };
         match node {
             Node::Empty => Lookup::Answer {
@@ -294,6 +304,7 @@ impl Snapshot {
                 scope: None,
                 steered: None,
                 denial: Denial::EmptyNonTerminal,
+                rotate: 0,
             },
             Node::Static(s) => {
                 let prepared = match qtype {
@@ -310,7 +321,20 @@ impl Snapshot {
                 answer(prepared, None, None)
             }
             Node::Steered(s) => {
-                let (choice, scope) = self.steer(s.policy, client, draw);
+                let (choice, scope, index) = match s.policy {
+                    Policy::Multivalue { .. } => {
+                        let (set, scope) = self.value_set(client);
+                        let choice = Choice {
+                            region: set.first,
+                            fail_open: set.fail_open,
+                        };
+                        (choice, scope, set.mask)
+                    }
+                    _ => {
+                        let (choice, scope) = self.steer(s.policy, client, draw);
+                        (choice, scope, choice.region)
+                    }
+                };
                 let outcome = match (choice.fail_open, s.on_all_down) {
                     (false, _) => Outcome::Chosen,
                     (true, AllDown::FailOpen) => Outcome::FailOpen,
@@ -330,7 +354,9 @@ impl Snapshot {
                         );
                     }
                 };
-                let r = &s.answers[choice.region];
+                let Some(r) = s.answers.get(index) else {
+                    return answer(&c.servfail, scope, None);
+                };
                 let nodata = r.other.as_ref().unwrap_or(&c.nodata);
                 let prepared = match qtype {
                     TYPE_A => &r.a,
@@ -340,7 +366,17 @@ impl Snapshot {
                     TYPE_NSEC => r.nsec.as_ref().unwrap_or(nodata),
                     _ => nodata,
                 };
-                answer(prepared, scope, Some((s.record, choice.region, outcome)))
+                let rotate = match prepared.rotation {
+                    Some(rotation) => draw(u32::from(rotation.count)),
+                    None => 0,
+                };
+                Lookup::Answer {
+                    prepared,
+                    scope,
+                    steered: Some((s.record, choice.region, outcome)),
+                    denial: Denial::None,
+                    rotate,
+                }
             }
         }
     }
@@ -363,6 +399,16 @@ impl Snapshot {
                 },
                 None,
             ),
+            Policy::Multivalue { .. } => {
+                let (set, scope) = self.value_set(client);
+                (
+                    Choice {
+                        region: set.first,
+                        fail_open: set.fail_open,
+                    },
+                    scope,
+                )
+            }
             Policy::Failover | Policy::Weighted => {
                 let (class, scope) = if c.config.has_residency() {
                     let (class, prefix) = c.residency_map.lookup(client);
@@ -392,6 +438,19 @@ impl Snapshot {
                     Some(prefix),
                 )
             }
+        }
+    }
+
+    /// The regions multivalue names answer `client` from, and the ECS
+    /// scope when that depends on the client (residency).
+    pub fn value_set(&self, client: IpAddr) -> (ValueSet, Option<u8>) {
+        let c = &self.compiled;
+        if c.config.has_residency() {
+            let (class, prefix) = c.residency_map.lookup(client);
+            let class = (class as usize).min(self.multivalue.len() - 1);
+            (self.multivalue[class], Some(prefix))
+        } else {
+            (self.multivalue[0], None)
         }
     }
 

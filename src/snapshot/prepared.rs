@@ -34,6 +34,18 @@ pub struct Prepared {
     pub relocate: Box<[u16]>,
     /// The DO variant (signed), when the zone is signed.
     pub signed: Option<Box<Prepared>>,
+    /// A multivalue answer's records, which [`Prepared::write_rotated`]
+    /// writes starting from any of them.
+    pub rotation: Option<Rotation>,
+}
+
+/// The first `count` answers of a body, each `stride` bytes long (one
+/// owner and type, the owner a pointer to the question), which may be
+/// written in any rotation: the RRset is the same, and so is its RRSIG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    pub count: u16,
+    pub stride: u16,
 }
 
 /// Sections of a response to be encoded together.
@@ -77,6 +89,7 @@ impl Prepared {
             body: buf[start..].into(),
             relocate: Box::new([]),
             signed: None,
+            rotation: None,
         })
     }
 
@@ -91,7 +104,27 @@ impl Prepared {
             body: Box::new([]),
             relocate: Box::new([]),
             signed: None,
+            rotation: None,
         }
+    }
+
+    /// Marks the first `count` answers as rotatable, when they are of
+    /// one length (they are: one owner, one type, fixed-size data).
+    pub fn rotating(mut self, count: usize, unsigned_answers_len: usize) -> Prepared {
+        let rotation = (count > 1 && unsigned_answers_len.is_multiple_of(count))
+            .then(|| Rotation {
+                count: count as u16,
+                stride: (unsigned_answers_len / count) as u16,
+            })
+            .filter(|r| usize::from(r.count) * usize::from(r.stride) <= self.body.len());
+        self.rotation = rotation;
+        if let Some(signed) = self.signed.take() {
+            let mut signed = *signed;
+            signed.rotation = rotation
+                .filter(|r| usize::from(r.count) * usize::from(r.stride) <= signed.body.len());
+            self.signed = Some(Box::new(signed));
+        }
+        self
     }
 
     /// This answer, or its signed variant for a query with the DO bit.
@@ -160,6 +193,7 @@ impl Prepared {
             body,
             relocate: relocate.into_boxed_slice(),
             signed: None,
+            rotation: None,
         })
     }
 
@@ -178,6 +212,29 @@ impl Prepared {
     /// Appends the body to a response whose question name is `shift`
     /// bytes longer than the origin.
     pub fn write(&self, out: &mut Vec<u8>, shift: usize) {
+        self.write_rotated(out, shift, 0);
+    }
+
+    /// As [`Prepared::write`], a multivalue answer's records starting from
+    /// the `start`-th (modulo their count).
+    pub fn write_rotated(&self, out: &mut Vec<u8>, shift: usize, start: u32) {
+        if let Some(r) = self.rotation {
+            let count = usize::from(r.count.max(1));
+            let stride = usize::from(r.stride);
+            let cut = (start as usize % count) * stride;
+            let end = count * stride;
+            if let (Some(head), Some(tail), Some(rest)) = (
+                self.body.get(cut..end),
+                self.body.get(..cut),
+                self.body.get(end..),
+            ) {
+                // Rotated answers carry no relocated pointers.
+                out.extend_from_slice(head);
+                out.extend_from_slice(tail);
+                out.extend_from_slice(rest);
+                return;
+            }
+        }
         let base = out.len();
         out.extend_from_slice(&self.body);
         for &at in self.relocate.iter() {

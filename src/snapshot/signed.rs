@@ -291,6 +291,11 @@ pub(super) fn steered_types(
         Some(r) => config.regions.get(r).into_iter().collect(),
         None => config.regions.iter().collect(),
     };
+    types_of(&regions)
+}
+
+/// A and AAAA where any of `regions` has such addresses.
+pub(super) fn types_of(regions: &[&crate::config::Region]) -> BTreeSet<RecordType> {
     let mut types = BTreeSet::new();
     if regions.iter().any(|r| !r.ipv4.is_empty()) {
         types.insert(RecordType::A);

@@ -14,6 +14,10 @@ use super::{Validator, valid_label};
 use crate::zone::{Zone, ZoneError, ZoneProblem};
 
 const DEFAULT_TTL: u32 = 60;
+/// Route53's limit of healthy records in a multivalue answer.
+const DEFAULT_MAX_ANSWERS: u8 = 8;
+/// A multivalue table holds an answer for every set of healthy regions.
+const MAX_MULTIVALUE_REGIONS: usize = 8;
 const MAX_TTL: i64 = i32::MAX as i64;
 
 impl Validator<'_> {
@@ -223,7 +227,34 @@ impl Validator<'_> {
                 (PolicyName::Failover, None) => Policy::Failover,
                 (PolicyName::Geo, None) => Policy::Geo,
                 (PolicyName::Weighted, None) => Policy::Weighted,
+                (PolicyName::Multivalue, None) => Policy::Multivalue {
+                    max_answers: r.max_answers.as_ref().map_or(DEFAULT_MAX_ANSWERS, |m| {
+                        self.int_in(m, "records.max_answers", 1, 8) as u8
+                    }),
+                },
             };
+            if matches!(policy, Policy::Multivalue { .. })
+                && self.region_ids.len() > MAX_MULTIVALUE_REGIONS
+            {
+                self.err(
+                    r.policy.span(),
+                    "records.policy",
+                    format!(
+                        "a multivalue record answers from at most {MAX_MULTIVALUE_REGIONS} regions \
+                         (its table holds an answer for every set of healthy regions); there are {}",
+                        self.region_ids.len()
+                    ),
+                );
+            }
+            if let Some(m) = &r.max_answers
+                && !matches!(policy, Policy::Multivalue { .. })
+            {
+                self.err(
+                    m.span(),
+                    "records.max_answers",
+                    "only policy \"multivalue\" takes max_answers",
+                );
+            }
             let ttl = r
                 .ttl
                 .map_or(DEFAULT_TTL, |t| self.int_in(&t, "records.ttl", 0, MAX_TTL));
@@ -574,6 +605,54 @@ mod tests {
             "records.on_all_down",
             line_of(&text, "on_all_down"),
             "whatever its health",
+        );
+    }
+
+    #[test]
+    fn multivalue_takes_max_answers_from_one_to_eight() {
+        let mv = |more: &str| {
+            format!("{CONFIG}\n[[records]]\nname = \"all\"\npolicy = \"multivalue\"\n{more}\n")
+        };
+        let parse = |text: &str| {
+            crate::config::Config::parse(std::path::Path::new("/k/keiko.toml"), text)
+                .ok()
+                .map(|c| c.records[3].policy)
+        };
+        use crate::config::Policy::Multivalue;
+        assert_eq!(parse(&mv("")), Some(Multivalue { max_answers: 8 }));
+        assert_eq!(
+            parse(&mv("max_answers = 3")),
+            Some(Multivalue { max_answers: 3 })
+        );
+        for bad in ["max_answers = 0", "max_answers = 9"] {
+            let text = mv(bad);
+            one_error(&text, "records.max_answers", line_of(&text, bad), "1 to 8");
+        }
+        let text = replace(
+            "policy = \"failover\"",
+            "policy = \"failover\"\nmax_answers = 2",
+        );
+        one_error(
+            &text,
+            "records.max_answers",
+            line_of(&text, "max_answers"),
+            "only policy \"multivalue\"",
+        );
+        // A table of every set of regions: at most 8 of them.
+        let mut many = mv("");
+        for i in 0..6 {
+            many += &format!(
+                "\n[[regions]]\nname = \"r{i}\"\npriority = {}\nweight = 1\n\
+                 endpoint = \"https://r{i}.example.com\"\naddresses = [\"192.0.2.{i}\"]\n",
+                10 + i
+            );
+        }
+        let found = errors(&many);
+        assert!(
+            found
+                .iter()
+                .any(|d| d.key == "records.policy" && d.message.contains("at most 8 regions")),
+            "{found:#?}"
         );
     }
 }

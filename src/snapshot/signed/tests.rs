@@ -29,7 +29,15 @@ struct Signed {
 }
 
 fn signed(health: [bool; 3]) -> Signed {
-    let (dir, path) = testutil::write(&format!("{CONFIG}\n[dnssec]\nkeys = [\"k.pem\"]\n"), ZONE);
+    signed_with("", ZONE, health)
+}
+
+/// The fixture with `extra` config (records) and `zone`, signed.
+fn signed_with(extra: &str, zone: &str, health: [bool; 3]) -> Signed {
+    let (dir, path) = testutil::write(
+        &format!("{CONFIG}\n{extra}\n[dnssec]\nkeys = [\"k.pem\"]\n"),
+        zone,
+    );
     let key = dir.path().join("k.pem");
     keys::write_new(&key, &keys::generate_pem().unwrap()).unwrap();
     let loaded = load(&path).unwrap();
@@ -46,6 +54,16 @@ fn signed(health: [bool; 3]) -> Signed {
 }
 
 fn ask(snap: &Snapshot, name: &str, rtype: RecordType, dnssec_ok: bool) -> Message {
+    ask_seeded(snap, name, rtype, dnssec_ok, 3)
+}
+
+fn ask_seeded(
+    snap: &Snapshot,
+    name: &str,
+    rtype: RecordType,
+    dnssec_ok: bool,
+    seed: u64,
+) -> Message {
     let mut query = Message::new(7, MessageType::Query, OpCode::Query);
     query.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
     let mut edns = Edns::new();
@@ -56,7 +74,7 @@ fn ask(snap: &Snapshot, name: &str, rtype: RecordType, dnssec_ok: bool) -> Messa
     let mut worker = Worker::new(
         Thread::UdpWorker(0),
         Arc::new(Stats::new(1)),
-        SmallRng::seed_from_u64(3),
+        SmallRng::seed_from_u64(seed),
     );
     let mut out = Vec::new();
     let client = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
@@ -374,4 +392,41 @@ fn a_rebuild_reuses_signatures_until_refresh_is_due() {
     let later = build(due + 1);
     assert_eq!(later.signed_total, first.signed_total * 2);
     assert!(later.earliest_expiration > first.earliest_expiration);
+}
+
+const EXTRA: &str = "[[records]]\nname = \"all\"\npolicy = \"multivalue\"\n\
+    [[records]]\nname = \"strict\"\npolicy = \"failover\"\non_all_down = \"nodata\"\n";
+
+#[test]
+fn multivalue_answers_verify_in_every_rotation_and_all_down_nodata_is_proven() {
+    for health in [[true; 3], [false, true, true], [false; 3]] {
+        let s = signed_with(EXTRA, ZONE, health);
+        let mut firsts = BTreeSet::new();
+        for seed in 0..12 {
+            let msg = ask_seeded(&s.snap, "all.keiko.example.com.", RecordType::A, true, seed);
+            assert_eq!(verify_all(&msg, &s.dnskey), 1, "{msg:#?}");
+            let live = health.iter().filter(|h| **h).count();
+            let want = if live == 0 { 3 } else { live };
+            assert_eq!(msg.answers.len(), want + 1, "{health:?}: {msg:#?}");
+            firsts.insert(msg.answers[0].data.to_string());
+        }
+        assert!(firsts.len() > 1, "the order rotates: {firsts:?}");
+        for rtype in TYPES {
+            let msg = ask(&s.snap, "all.keiko.example.com.", rtype, true);
+            assert!(verify_all(&msg, &s.dnskey) > 0, "{rtype}");
+            let msg = ask(&s.snap, "strict.keiko.example.com.", rtype, true);
+            assert!(verify_all(&msg, &s.dnskey) > 0, "{rtype}");
+        }
+    }
+    let s = signed_with(EXTRA, ZONE, [false; 3]);
+    let msg = ask(&s.snap, "strict.keiko.example.com.", RecordType::A, true);
+    assert_eq!(msg.response_code, ResponseCode::NoError);
+    assert!(msg.answers.is_empty());
+    let proof = nsecs(&msg);
+    assert_eq!(proof.len(), 1, "{msg:#?}");
+    assert!(
+        !proof[0].2.contains(&RecordType::A),
+        "all down: no A at the name: {proof:?}"
+    );
+    assert_eq!(verify_all(&msg, &s.dnskey), 2);
 }
