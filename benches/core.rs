@@ -76,8 +76,29 @@ regions = ["ap-southeast-1"]
 /// The default config with [`RECORDS`] added, every region healthy.
 fn snapshot_with_records() -> Snapshot {
     let path = default_config();
-    let text = std::fs::read_to_string(&path).expect("default config") + RECORDS;
-    let config = keiko_dns::config::Config::parse(&path, &text).expect("config parses");
+    snapshot_of_text(&(std::fs::read_to_string(&path).expect("default config") + RECORDS))
+}
+
+/// The default config with us-east-1 a CNAME region (an outside name) and
+/// eu-west-1 one whose target is followed in the zone (tests/alloc.rs).
+fn snapshot_with_cnames() -> Snapshot {
+    let text = std::fs::read_to_string(default_config()).expect("default config");
+    let text = text
+        .replace(
+            "addresses  = [\"192.0.2.10\", \"2001:db8:10::10\"]",
+            "cname = \"lb-use1.elb.example.net.\"",
+        )
+        .replace(
+            "addresses  = [\"198.51.100.10\", \"2001:db8:20::10\"]",
+            "cname = \"www.keiko.example.com.\"",
+        );
+    assert!(text.contains("lb-use1") && text.contains("cname = \"www"));
+    snapshot_of_text(&text)
+}
+
+fn snapshot_of_text(text: &str) -> Snapshot {
+    let path = default_config();
+    let config = keiko_dns::config::Config::parse(&path, text).expect("config parses");
     let zone = keiko_dns::zone::Zone::load(&config.zone.file, &config.zone.origin).expect("zone");
     let geo = config
         .geoip
@@ -123,6 +144,19 @@ fn per_class(c: &mut Criterion) {
     for (name, q) in &classes {
         group.bench_function(*name, |b| {
             b.iter(|| worker.answer(&snap, NOW, black_box(q), CLIENT, Transport::Udp, &mut out))
+        });
+    }
+    let cnames = snapshot_with_cnames();
+    let cname_classes: Vec<(&str, Vec<u8>)> = vec![
+        ("cname_region", query(&n("api-contracts"), 1, None)),
+        (
+            "cname_followed",
+            query(&n("api-contracts-eu-west"), 1, None),
+        ),
+    ];
+    for (name, q) in &cname_classes {
+        group.bench_function(*name, |b| {
+            b.iter(|| worker.answer(&cnames, NOW, black_box(q), CLIENT, Transport::Udp, &mut out))
         });
     }
     group.finish();

@@ -475,13 +475,7 @@ fn steer(
             }
         })
         .collect();
-    let addresses = |r: RegionId| -> Vec<String> {
-        config.regions[r]
-            .addresses
-            .iter()
-            .map(ToString::to_string)
-            .collect()
-    };
+    let addresses = |r: RegionId| -> Vec<String> { config.regions[r].answer_texts() };
     let (region, answer) = if let (Some(mask), Policy::Multivalue { max_answers }) = (set, policy) {
         let members = routing::members(config, mask);
         let take = usize::from(max_answers);

@@ -72,9 +72,35 @@ fn query(name: &str, qtype: u16, edns: bool, ecs: Option<&[u8]>) -> Vec<u8> {
 /// The default snapshot, with `extra` config appended (paths still resolve
 /// against `zones/`).
 fn snapshot(extra: &str) -> Snapshot {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/keiko.toml");
-    let text = std::fs::read_to_string(&path).expect("default config") + RECORDS + extra;
-    let config = Config::parse(&path, &text).expect("config parses");
+    snapshot_from(&(base_config() + RECORDS + extra))
+}
+
+fn config_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/keiko.toml")
+}
+
+fn base_config() -> String {
+    std::fs::read_to_string(config_path()).expect("default config")
+}
+
+/// The default config with us-east-1 a CNAME region (a load balancer's
+/// name) and eu-west-1 one pointing into the zone (`www`, a CNAME chain).
+fn cname_config(extra: &str) -> String {
+    let text = base_config();
+    let us = "addresses  = [\"192.0.2.10\", \"2001:db8:10::10\"]";
+    let eu = "addresses  = [\"198.51.100.10\", \"2001:db8:20::10\"]";
+    assert!(
+        text.contains(us) && text.contains(eu),
+        "zones/keiko.toml changed"
+    );
+    text.replace(us, "cname = \"lb-use1.elb.example.net.\"")
+        .replace(eu, "cname = \"www.keiko.example.com.\"")
+        + extra
+}
+
+fn snapshot_from(text: &str) -> Snapshot {
+    let path = config_path();
+    let config = Config::parse(&path, text).expect("config parses");
     let zone = Zone::load(&config.zone.file, &config.zone.origin).expect("zone loads");
     let geo = config
         .geoip
@@ -144,6 +170,40 @@ fn answering_allocates_nothing() {
     ] {
         answer_every_class(&snapshot(extra), extra);
     }
+    for extra in ["", signed.as_str()] {
+        answer_cname_classes(&snapshot_from(&cname_config(extra)), extra);
+    }
+}
+
+/// CNAME regions: us-east-1 (healthy) answers its load balancer's name;
+/// eu-west-1's target is followed inside the zone.
+fn answer_cname_classes(snap: &Snapshot, what_config: &str) {
+    let zone = "keiko.example.com";
+    let n = |s: &str| format!("{s}.{zone}");
+    use ResponseCode::NoError;
+    let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
+        (
+            "failover to a CNAME region",
+            query(&n("api-contracts"), 1, false, None),
+            answer(NoError, 1, &[]),
+        ),
+        (
+            "CNAME region, MX, EDNS",
+            query(&n("api-contracts"), 15, true, None),
+            answer(NoError, 1, &[]),
+        ),
+        (
+            "CNAME region followed in the zone",
+            query(&n("api-contracts-eu-west"), 1, true, None),
+            answer(NoError, 3, &["192.0.2.80"]),
+        ),
+        (
+            "CNAME region followed, AAAA",
+            query(&n("api-contracts-eu-west"), 28, false, None),
+            answer(NoError, 3, &["2001:db8:10::80"]),
+        ),
+    ];
+    run_cases(snap, what_config, &cases);
 }
 
 /// What a case must get back.
@@ -172,11 +232,6 @@ fn answer(rcode: ResponseCode, answers: usize, addresses: &'static [&'static str
 const NOW: u32 = 1_700_000_000;
 
 fn answer_every_class(snap: &Snapshot, what_config: &str) {
-    let rng = SmallRng::seed_from_u64(7);
-    let mut worker = Worker::new(Thread::UdpWorker(0), Arc::new(Stats::new(1)), rng);
-    let mut out = Vec::with_capacity(65535);
-    let client = IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1));
-
     let gb = [0u8, 1, 24, 0, 81, 2, 69];
     let jp = [0u8, 2, 48, 0, 0x20, 0x01, 0x02, 0x18, 0, 0];
     let net10 = [0u8, 1, 16, 0, 10, 1];
@@ -307,6 +362,14 @@ fn answer_every_class(snap: &Snapshot, what_config: &str) {
         ),
         ("too short", vec![1, 2, 3], Expect::Nothing),
     ];
+    run_cases(snap, what_config, &cases);
+}
+
+fn run_cases(snap: &Snapshot, what_config: &str, cases: &[(&str, Vec<u8>, Expect)]) {
+    let rng = SmallRng::seed_from_u64(7);
+    let mut worker = Worker::new(Thread::UdpWorker(0), Arc::new(Stats::new(1)), rng);
+    let mut out = Vec::with_capacity(65535);
+    let client = IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1));
     // The counter itself works: one box is one allocation.
     COUNTING.store(true, Ordering::Relaxed);
     let probe = std::hint::black_box(Box::new(7u64));
@@ -317,11 +380,11 @@ fn answer_every_class(snap: &Snapshot, what_config: &str) {
     // Warm up, since first uses may set up lazily allocated state; the
     // first answer to each query is the one checked (later repeats may be
     // rate limited).
-    for (what, q, expect) in &cases {
+    for (what, q, expect) in cases {
         let answered = worker.answer(snap, NOW, q, client, Transport::Udp, &mut out);
         check(what, what_config, answered.then_some(&out[..]), expect);
     }
-    for (what, q, _) in &cases {
+    for (what, q, _) in cases {
         ALLOCATIONS.store(0, Ordering::Relaxed);
         COUNTING.store(true, Ordering::Relaxed);
         for _ in 0..1000 {

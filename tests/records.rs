@@ -301,3 +301,172 @@ fn multivalue_answers_every_healthy_region_rotating_and_fails_open() {
     }
     assert!(metric(&server, "keiko_dns_fail_open_total").unwrap_or(0.0) >= 20.0);
 }
+
+// ---------------------------------------------------------------------------
+// CNAME regions
+// ---------------------------------------------------------------------------
+
+/// The test config with us-east-1 a CNAME region pointing at a load
+/// balancer's name and eu-west-1 one pointing at `www` of the zone file
+/// (itself a CNAME to `status`); both probed at their loopback stubs.
+fn cname_config(extra: &str) -> String {
+    let text = replace_once(
+        &default_config(),
+        &format!("addresses = [\"{}\", \"{}\"]", REGIONS[0].v4, REGIONS[0].v6),
+        "cname     = \"lb-use1.elb.example.net.\"",
+    );
+    let text = replace_once(
+        &text,
+        &format!("addresses = [\"{}\", \"{}\"]", REGIONS[1].v4, REGIONS[1].v6),
+        "cname     = \"www.keiko.example.com.\"",
+    );
+    format!("{text}\n{extra}\n")
+}
+
+fn cname_of(m: &hickory_proto::op::Message) -> Vec<(String, String)> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            hickory_proto::rr::RData::CNAME(c) => Some((r.name.to_string(), c.0.to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_cname_region_answers_its_cname_and_fails_over_to_an_address_region() {
+    let server = Server::start(&cname_config(""), &default_zone());
+    let owner = fqdn(FAILOVER_NAME);
+    let lb = vec![(owner.clone(), "lb-use1.elb.example.net.".to_owned())];
+    for rtype in [
+        RecordType::A,
+        RecordType::AAAA,
+        RecordType::MX,
+        RecordType::CNAME,
+        RecordType::TXT,
+    ] {
+        let m = server.query_udp(FAILOVER_NAME, rtype);
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NoError,
+            "{rtype}: {m:#?}"
+        );
+        assert_eq!(cname_of(&m), lb, "{rtype}: {m:#?}");
+        assert_eq!(
+            m.answers.len(),
+            1,
+            "an outside target is left to the resolver: {m:#?}"
+        );
+        assert_eq!(m.answers[0].ttl, STEERED_TTL);
+        assert!(m.metadata.authoritative);
+    }
+    // The region record answers the CNAME too.
+    let m = server.query_tcp(REGION_NAMES[0], RecordType::A);
+    assert_eq!(
+        cname_of(&m),
+        vec![(fqdn(REGION_NAMES[0]), "lb-use1.elb.example.net.".to_owned())]
+    );
+    // eu-west-1 points inside the zone: followed in the same answer.
+    let m = server.query_udp(REGION_NAMES[1], RecordType::A);
+    assert_eq!(
+        cname_of(&m),
+        vec![
+            (fqdn(REGION_NAMES[1]), "www.keiko.example.com.".to_owned()),
+            (
+                "www.keiko.example.com.".to_owned(),
+                "status.keiko.example.com.".to_owned()
+            ),
+        ],
+        "{m:#?}"
+    );
+    assert_eq!(addresses(&m), [ip("192.0.2.80")]);
+    let m = server.query_udp(REGION_NAMES[1], RecordType::AAAA);
+    assert_eq!(addresses(&m), [ip("2001:db8:10::80")]);
+    // A type the target lacks: the chain, then NODATA from the SOA.
+    let m = server.query_udp(REGION_NAMES[1], RecordType::MX);
+    assert_eq!(cname_of(&m).len(), 2, "{m:#?}");
+    assert_eq!(m.authorities.len(), 1, "{m:#?}");
+    // Status and explain show the CNAME.
+    let st = record_status(&server, FAILOVER_NAME);
+    assert_eq!(
+        st["answer"],
+        serde_json::json!(["CNAME lb-use1.elb.example.net."]),
+        "{st:#}"
+    );
+
+    // The CNAME region down: the failover name fails over to the next
+    // region (itself a CNAME region, followed), then to an address region.
+    server.force(REGIONS[0].name, "down");
+    assert!(
+        server
+            .wait_for_answer(FAILOVER_NAME, ip("192.0.2.80"), Duration::from_secs(5))
+            .is_some()
+    );
+    server.force(REGIONS[1].name, "down");
+    assert!(
+        server
+            .wait_for_answer(FAILOVER_NAME, REGIONS[2].v4.into(), Duration::from_secs(5))
+            .is_some()
+    );
+    let m = server.query_udp(FAILOVER_NAME, RecordType::A);
+    assert!(cname_of(&m).is_empty(), "{m:#?}");
+    // Weighted mixes both kinds: with all up, draws give CNAMEs and addresses.
+    server.force(REGIONS[0].name, "auto");
+    server.force(REGIONS[1].name, "auto");
+    let client = server.udp();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (mut cnames, mut plain) = (0, 0);
+    while cnames == 0 || plain == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "weighted never mixed: {cnames} {plain}"
+        );
+        let m = client.query(WEIGHTED_NAME, RecordType::A);
+        if cname_of(&m).is_empty() {
+            plain += 1
+        } else {
+            cnames += 1
+        }
+    }
+}
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().unwrap()
+}
+
+#[test]
+fn cname_regions_are_checked() {
+    let check = |config: &str| {
+        let ws = Workspace::new(config, &default_zone());
+        output_text(&ws.check())
+    };
+    // A host name in addresses says where it goes.
+    let text = replace_once(
+        &default_config(),
+        "\"192.0.2.10\"",
+        "\"lb-use1.elb.example.net.\"",
+    );
+    let out = check(&text);
+    assert!(out.contains("a host name goes in cname"), "{out}");
+    // Both, neither.
+    let text = replace_once(
+        &default_config(),
+        "addresses = [\"192.0.2.10\", \"2001:db8:10::10\"]",
+        "addresses = [\"192.0.2.10\"]\ncname = \"lb.example.net.\"",
+    );
+    assert!(check(&text).contains("either addresses or a cname, not both"));
+    // Multivalue cannot take CNAME regions.
+    let out = check(&cname_config(&record("all", "multivalue", "")));
+    assert!(
+        out.contains("CNAME regions cannot take part in multivalue"),
+        "{out}"
+    );
+    // An in-zone target that does not exist.
+    let text = replace_once(
+        &cname_config(""),
+        "cname     = \"www.keiko.example.com.\"",
+        "cname     = \"gone.keiko.example.com.\"",
+    );
+    let out = check(&text);
+    assert!(out.contains("no such name exists"), "{out}");
+}

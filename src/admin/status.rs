@@ -184,13 +184,7 @@ pub(crate) fn build(plane: &ControlPlane, events: usize) -> Status {
         .clone()
         .unwrap_or_else(|| config.server.region.clone());
     let shares = snap.weighted_default().shares();
-    let addresses = |i: usize| {
-        config.regions[i]
-            .addresses
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-    };
+    let addresses = |i: usize| config.regions[i].answer_texts();
     let regions = config
         .regions
         .iter()

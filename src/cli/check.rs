@@ -66,7 +66,7 @@ pub(super) fn run(path: &Path) -> ExitCode {
             r.name,
             r.priority,
             r.weight,
-            join(r.addresses.iter())
+            r.answer_texts().join(", ")
         );
     }
     let snap = Snapshot::new(compiled.clone(), vec![true; config.regions.len()], 0);

@@ -249,6 +249,9 @@ pub struct Region {
     pub ipv6: Vec<Ipv6Addr>,
     /// Addresses in the order written; the first is probed without `health_url`.
     pub addresses: Vec<std::net::IpAddr>,
+    /// A CNAME region (no addresses): steered answers are a CNAME to this
+    /// name (fully qualified, lowercase).
+    pub cname: Option<Name>,
     pub health_url: Option<String>,
     pub expect_body: Option<String>,
     /// Where its health probes go, derived from the keys above.
@@ -270,6 +273,14 @@ pub enum ProbeTarget {
     },
     /// A TCP connect to `addr` is the whole check.
     Tcp { addr: SocketAddr },
+    /// GET `url` (Host and SNI its host name) over a connection to `host`
+    /// (a CNAME region's target), resolved by the prober at each probe
+    /// with its own resolver, never through this server, on `port`.
+    HttpVia {
+        url: reqwest::Url,
+        host: String,
+        port: u16,
+    },
 }
 
 impl ProbeTarget {
@@ -286,6 +297,7 @@ impl ProbeTarget {
                 connect_to: None,
             } => url.to_string(),
             ProbeTarget::Tcp { addr } => format!("tcp://{addr}"),
+            ProbeTarget::HttpVia { url, host, port } => format!("{url} via {host}:{port}"),
         }
     }
 }
@@ -434,6 +446,16 @@ fn token_env() -> Option<String> {
     std::env::var("KEIKO_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
+}
+
+impl Region {
+    /// What the region answers, as text: its addresses, or `CNAME target`.
+    pub fn answer_texts(&self) -> Vec<String> {
+        match &self.cname {
+            Some(target) => vec![format!("CNAME {target}")],
+            None => self.addresses.iter().map(ToString::to_string).collect(),
+        }
+    }
 }
 
 impl Config {

@@ -149,7 +149,9 @@ pub(super) struct Region {
     #[serde(default)]
     pub capacity: Option<Spanned<i64>>,
     pub endpoint: Spanned<String>,
-    pub addresses: Spanned<Vec<Spanned<String>>>,
+    pub addresses: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Instead of addresses: answer a CNAME to this name.
+    pub cname: Option<Spanned<String>>,
     pub health_url: Option<Spanned<String>>,
     pub expect_body: Option<Spanned<String>>,
 }

@@ -253,7 +253,7 @@ impl Publisher {
         };
         let (choice, _) = snap.steer(record.policy, NO_LOCATION, &mut |_| 0);
         let region = &config.regions[choice.region];
-        region.addresses.iter().map(ToString::to_string).collect()
+        region.answer_texts()
     }
 
     /// Replaces the cookie secret, keeping the old one valid (RFC 9018

@@ -12,7 +12,9 @@ use rustc_hash::FxHashMap;
 use super::prepared::Sections;
 use super::routing;
 use super::signed::{self, Encoder, Signing};
-use super::{AnswerCounters, Compiled, GeoClass, Node, RegionAnswers, StaticNode, SteeredNode};
+use super::{
+    AnswerCounters, Compiled, GeoClass, Node, Prepared, RegionAnswers, StaticNode, SteeredNode,
+};
 use crate::config::{AllDown, Config, Policy, RegionId};
 use crate::dnssec::{SignError, Signer};
 use crate::geo::{ClientMap, GeoDb, GeoError};
@@ -110,13 +112,25 @@ impl Compiled {
                 Policy::Multivalue { max_answers } => Some(max_answers),
                 _ => None,
             };
-            let key = (record.ttl, max_answers);
+            // A CNAME target may be compressed against the question, so a
+            // record with CNAME regions has answers of its own.
+            let own = config.regions.iter().any(|r| r.cname.is_some());
+            let key = (
+                if own {
+                    u32::MAX - index as u32
+                } else {
+                    record.ttl
+                },
+                max_answers,
+            );
             let answers = match by_ttl.get(&key) {
-                Some(a) if !enc.signed() => a.clone(),
+                Some(a) if !enc.signed() && !own => a.clone(),
                 _ => {
                     let a: Arc<[RegionAnswers]> = match max_answers {
                         Some(max) => value_answers(&mut enc, &config, index, &negative, max)?,
-                        None => region_answers(&mut enc, &config, index, &negative)?,
+                        None => {
+                            region_answers(&mut enc, &config, &zone, index, &negative, &exists)?
+                        }
                     }
                     .into();
                     by_ttl.insert(key, a.clone());
@@ -411,12 +425,16 @@ fn glue<'z>(zone: &'z Zone, records: &[Record]) -> Vec<&'z Record> {
 }
 
 /// A and AAAA answers of every region for record `index` (and, signed,
-/// its NODATA and NSEC answers with that region's types).
+/// its NODATA and NSEC answers with that region's types). A CNAME region
+/// answers its CNAME for every type, followed in the zone when the target
+/// is a static name there.
 fn region_answers(
     enc: &mut Encoder<'_, '_>,
     config: &Config,
+    zone: &Zone,
     index: usize,
     negative: &Record,
+    exists: &dyn Fn(&[u8]) -> bool,
 ) -> Result<Vec<RegionAnswers>, BuildError> {
     let record = &config.records[index];
     let name = &record.name;
@@ -433,6 +451,21 @@ fn region_answers(
             }
             None => (None, None),
         };
+        let nsec = match nsec_answer {
+            Some(nsec) => {
+                let sections = Sections {
+                    answers: vec![&nsec],
+                    ..Default::default()
+                };
+                Some(enc.encode(name, RecordType::NSEC, NOERROR, &sections, &[])?)
+            }
+            None => None,
+        };
+        if let Some(target) = &region.cname {
+            let answer = cname_answers(enc, config, zone, record, target, negative, exists)?;
+            answers.push(RegionAnswers { nsec, ..answer });
+            continue;
+        }
         let proof: Vec<&[u8]> = own_nsec.as_deref().into_iter().collect();
         let a: Vec<Record> = region
             .ipv4
@@ -458,28 +491,141 @@ fn region_answers(
         };
         let a = one(RecordType::A, &a)?;
         let aaaa = one(RecordType::AAAA, &aaaa)?;
-        let (other, nsec) = match nsec_answer {
-            Some(nsec) => {
-                let sections = Sections {
-                    answers: vec![&nsec],
-                    ..Default::default()
-                };
-                (
-                    Some(enc.negative(NOERROR, negative, origin, &proof)?),
-                    Some(enc.encode(name, RecordType::NSEC, NOERROR, &sections, &[])?),
-                )
-            }
-            None => (None, None),
+        let other = match &nsec {
+            Some(_) => Some(enc.negative(NOERROR, negative, origin, &proof)?),
+            None => None,
         };
         answers.push(RegionAnswers {
             a,
             aaaa,
             other,
             nsec,
+            by_type: Box::new([]),
         });
     }
     Ok(answers)
 }
+
+/// What a steered name answers when a CNAME region is chosen: the CNAME
+/// for every type, and when the target is a static name of the zone, its
+/// chain and data in the same answer (a steered or outside target is left
+/// for the resolver, as for static CNAMEs).
+fn cname_answers(
+    enc: &mut Encoder<'_, '_>,
+    config: &Config,
+    zone: &Zone,
+    record: &crate::config::Record,
+    target: &Name,
+    negative: &Record,
+    exists: &dyn Fn(&[u8]) -> bool,
+) -> Result<RegionAnswers, BuildError> {
+    let name = &record.name;
+    let cname = Record::from_rdata(
+        name.clone(),
+        record.ttl,
+        RData::CNAME(hickory_proto::rr::rdata::CNAME(target.clone())),
+    );
+    let steered = |n: &Name| config.records.iter().any(|r| r.name == *n);
+    // The chain inside the zone, ending at a node with data (or nowhere).
+    let mut chain: Vec<&Record> = vec![&cname];
+    let mut end = None;
+    let mut missing = None;
+    let mut next = target.to_lowercase();
+    while zone.origin.zone_of(&next) && !steered(&next) && chain.len() <= MAX_CHAIN {
+        match zone.nodes.get(&next) {
+            Some(node) => match node.get(&RecordType::CNAME).and_then(|c| c.first()) {
+                Some(more) if !chain.iter().any(|r| r.name == next) => {
+                    chain.push(more);
+                    match &more.data {
+                        RData::CNAME(t) => next = t.0.to_lowercase(),
+                        _ => break,
+                    }
+                }
+                Some(_) => break,
+                None => {
+                    end = Some((next.clone(), node));
+                    break;
+                }
+            },
+            None => {
+                if exists(&wire(&next)) {
+                    // An empty non-terminal: NODATA for every type.
+                    end = Some((next.clone(), &EMPTY_NODE));
+                } else {
+                    missing = Some(next.clone());
+                }
+                break;
+            }
+        }
+    }
+    // What proves the tail negative, signed: the target's own NSEC, or the
+    // NSECs denying that it exists.
+    let proof: Vec<Box<[u8]>> = match (&enc.signing, &end, &missing) {
+        (Some(s), Some((t, _)), _) => s.nsec_of(t).map(Box::from).into_iter().collect(),
+        (Some(s), None, Some(t)) => s.nxdomain_proof(t, exists),
+        _ => Vec::new(),
+    };
+    let proof: Vec<&[u8]> = proof.iter().map(|b| &b[..]).collect();
+    let negative_tail = end.is_some() || missing.is_some();
+    let rcode = if missing.is_some() { NXDOMAIN } else { NOERROR };
+    let mut for_type = |qtype: RecordType| -> Result<Prepared, BuildError> {
+        let data = end.as_ref().and_then(|(_, node)| node.get(&qtype));
+        let mut answers = chain.clone();
+        let authority = match data {
+            Some(records) => {
+                answers.extend(records.iter());
+                vec![]
+            }
+            None if negative_tail => vec![negative],
+            None => vec![],
+        };
+        let (rcode, proof) = match data {
+            Some(_) => (NOERROR, &[][..]),
+            None => (rcode, &proof[..]),
+        };
+        let sections = Sections {
+            answers,
+            authority,
+            additional: vec![],
+        };
+        enc.encode(name, qtype, rcode, &sections, proof)
+    };
+    let a = for_type(RecordType::A)?;
+    let aaaa = for_type(RecordType::AAAA)?;
+    let mut by_type = Vec::new();
+    if let Some((_, node)) = &end {
+        for rtype in node
+            .keys()
+            .filter(|t| !matches!(t, RecordType::A | RecordType::AAAA))
+        {
+            by_type.push((u16::from(*rtype), for_type(*rtype)?));
+        }
+    }
+    let tail = if negative_tail {
+        Some(for_type(RecordType::NULL)?)
+    } else {
+        None
+    };
+    // The CNAME alone: for qtype CNAME, and for every type when the chain
+    // leaves the zone.
+    let sections = Sections {
+        answers: vec![&cname],
+        ..Default::default()
+    };
+    let alone = enc.encode(name, RecordType::CNAME, NOERROR, &sections, &[])?;
+    by_type.push((u16::from(RecordType::CNAME), alone.clone()));
+    let other = tail.unwrap_or(alone);
+    Ok(RegionAnswers {
+        a,
+        aaaa,
+        other: Some(other),
+        nsec: None,
+        by_type: by_type.into_boxed_slice(),
+    })
+}
+
+/// The data of an empty non-terminal: none.
+static EMPTY_NODE: crate::zone::Node = crate::zone::Node::new();
 
 /// A and AAAA answers of multivalue record `index` for every set of
 /// regions (indexed by the set's mask): the addresses of its regions in
@@ -555,6 +701,7 @@ fn value_answers(
             aaaa,
             other,
             nsec,
+            by_type: Box::new([]),
         });
     }
     Ok(answers)

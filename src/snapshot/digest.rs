@@ -45,6 +45,7 @@ pub(crate) fn routing_inputs(config: &Config, zone: &Zone, geo: Option<&GeoDb>) 
     }
     for r in &config.regions {
         (&r.name, r.priority, r.weight, &r.addresses).hash(&mut h);
+        r.cname.as_ref().map(ToString::to_string).hash(&mut h);
     }
     let g = &config.geoip;
     (&g.default, &g.continents, &g.countries).hash(&mut h);

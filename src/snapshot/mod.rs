@@ -115,6 +115,9 @@ struct RegionAnswers {
     other: Option<Prepared>,
     /// The NSEC RRset itself (signed zones only).
     nsec: Option<Prepared>,
+    /// A CNAME region's answers for other types (CNAME itself, and the
+    /// types of an in-zone target), checked before `other`.
+    by_type: Box<[(u16, Prepared)]>,
 }
 
 /// What a name is in the table (for views that explain answers).
@@ -364,7 +367,11 @@ impl Snapshot {
                     TYPE_ANY if r.a.answer_count > 0 => &r.a,
                     TYPE_ANY => &r.aaaa,
                     TYPE_NSEC => r.nsec.as_ref().unwrap_or(nodata),
-                    _ => nodata,
+                    _ => r
+                        .by_type
+                        .iter()
+                        .find(|(t, _)| *t == qtype)
+                        .map_or(nodata, |(_, p)| p),
                 };
                 let rotate = match prepared.rotation {
                     Some(rotation) => draw(u32::from(rotation.count)),

@@ -303,6 +303,9 @@ pub(super) fn types_of(regions: &[&crate::config::Region]) -> BTreeSet<RecordTyp
     if regions.iter().any(|r| !r.ipv6.is_empty()) {
         types.insert(RecordType::AAAA);
     }
+    if regions.iter().any(|r| r.cname.is_some()) {
+        types.insert(RecordType::CNAME);
+    }
     types
 }
 

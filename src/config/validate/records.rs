@@ -9,7 +9,9 @@ use hickory_proto::rr::{Name, RData, RecordType};
 use toml::Spanned;
 
 use super::super::schema::{self, AllDownName, PolicyName};
-use super::super::{AllDown, Config, Diagnostic, Health, Policy, Record, Region, ZoneSource};
+use super::super::{
+    AllDown, Config, Diagnostic, Health, Policy, ProbeTarget, Record, Region, ZoneSource,
+};
 use super::{Validator, valid_label};
 use crate::zone::{Zone, ZoneError, ZoneProblem};
 
@@ -86,14 +88,40 @@ impl Validator<'_> {
                 ),
             }
             let (mut ipv4, mut ipv6, mut addresses) = (Vec::new(), Vec::new(), Vec::new());
-            if r.addresses.get_ref().is_empty() {
+            let cname = match (&r.addresses, &r.cname) {
+                (Some(_), Some(c)) => {
+                    self.err(
+                        c.span(),
+                        "regions.cname",
+                        "a region answers either addresses or a cname, not both; remove one",
+                    );
+                    None
+                }
+                (None, None) => {
+                    self.err(
+                        r.name.span(),
+                        "regions.addresses",
+                        "give addresses (IPv4 or IPv6) or a cname (a host name, e.g. \
+                         \"lb-use1.elb.example.net.\")",
+                    );
+                    None
+                }
+                (None, Some(c)) => {
+                    self.cname_at.push((out.len(), c.span()));
+                    self.cname(c)
+                }
+                (Some(_), None) => None,
+            };
+            if let Some(list) = &r.addresses
+                && list.get_ref().is_empty()
+            {
                 self.err(
-                    r.addresses.span(),
+                    list.span(),
                     "regions.addresses",
                     "give at least one IPv4 or IPv6 address",
                 );
             }
-            for a in r.addresses.into_inner() {
+            for a in r.addresses.into_iter().flat_map(Spanned::into_inner) {
                 match IpAddr::from_str(a.get_ref()) {
                     Ok(ip) if addresses.contains(&ip) => self.err(
                         a.span(),
@@ -110,16 +138,24 @@ impl Validator<'_> {
                     Err(_) => self.err(
                         a.span(),
                         "regions.addresses",
-                        format!("{:?} is not an IPv4 or IPv6 address", a.get_ref()),
+                        format!(
+                            "{:?} is not an IPv4 or IPv6 address; a host name goes in cname \
+                             instead of addresses: cname = \"{}\"",
+                            a.get_ref(),
+                            a.get_ref().trim_end_matches('.')
+                        ),
                     ),
                 }
             }
-            let probe = self.probe(
-                r.endpoint.get_ref(),
-                r.health_url.as_ref(),
-                addresses.first().copied(),
-                health,
-            );
+            let probe = match (&cname, &r.health_url) {
+                (Some(target), None) => self.cname_probe(r.endpoint.get_ref(), target, health),
+                _ => self.probe(
+                    r.endpoint.get_ref(),
+                    r.health_url.as_ref(),
+                    addresses.first().copied(),
+                    health,
+                ),
+            };
             out.push(Region {
                 name,
                 priority,
@@ -129,6 +165,7 @@ impl Validator<'_> {
                 ipv4,
                 ipv6,
                 addresses,
+                cname,
                 health_url: r.health_url.map(Spanned::into_inner),
                 expect_body: r.expect_body.map(Spanned::into_inner),
                 probe,
@@ -142,6 +179,87 @@ impl Validator<'_> {
             );
         }
         out
+    }
+
+    /// A region's `cname`: a fully qualified host name.
+    fn cname(&mut self, c: &Spanned<String>) -> Option<Name> {
+        let text = c.get_ref();
+        match Name::from_str(text) {
+            Ok(n) if text.ends_with('.') && n.num_labels() >= 2 && !n.is_wildcard() => {
+                Some(n.to_lowercase())
+            }
+            _ => {
+                self.err(
+                    c.span(),
+                    "regions.cname",
+                    format!(
+                        "{text:?} is not a fully qualified host name ending in a dot, e.g. \
+                         \"lb-use1.elb.example.net.\""
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Without `health_url`, a CNAME region is probed at its target on the
+    /// endpoint's port, with Host and SNI from `endpoint`.
+    fn cname_probe(&mut self, endpoint: &str, target: &Name, health: &Health) -> ProbeTarget {
+        let ip = IpAddr::from([0, 0, 0, 0]);
+        match super::health::probe_target(endpoint, None, ip, &health.path) {
+            Ok(ProbeTarget::Http { url, .. }) => {
+                let port = url.port_or_known_default().unwrap_or(443);
+                let host = target.to_ascii().trim_end_matches('.').to_owned();
+                ProbeTarget::HttpVia { url, host, port }
+            }
+            // A bad endpoint or health.path has its own check, reported once.
+            _ => ProbeTarget::Tcp {
+                addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            },
+        }
+    }
+
+    /// Checks between records and regions: CNAME regions cannot take part
+    /// in multivalue answers, and an in-zone CNAME target without
+    /// `health_url` would be probed through this server.
+    pub(super) fn cname_rules(&mut self, records: &[Record], regions: &[Region], origin: &Name) {
+        let cnames: Vec<&Region> = regions.iter().filter(|r| r.cname.is_some()).collect();
+        if let Some(first) = cnames.first() {
+            for r in records {
+                if matches!(r.policy, Policy::Multivalue { .. }) {
+                    self.sink.error_at(
+                        r.at,
+                        "records.policy",
+                        format!(
+                            "a multivalue record answers addresses, and region {:?} is a CNAME \
+                             region; CNAME regions cannot take part in multivalue answers",
+                            first.name
+                        ),
+                    );
+                }
+            }
+        }
+        for (index, region) in regions.iter().enumerate() {
+            if let Some(target) = &region.cname
+                && origin.zone_of(target)
+                && region.health_url.is_none()
+            {
+                let span = self
+                    .cname_at
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map_or(0..0, |(_, s)| s.clone());
+                self.err(
+                    span,
+                    "regions.cname",
+                    format!(
+                        "the cname {target} is inside the zone, so probing it by name would go \
+                         through this server; give region {:?} a health_url",
+                        region.name
+                    ),
+                );
+            }
+        }
     }
 
     pub(super) fn zone(&mut self, z: schema::Zone) -> ZoneSource {
@@ -359,6 +477,38 @@ impl Validator<'_> {
             }
         }
         let steered: HashSet<&Name> = config.records.iter().map(|r| &r.name).collect();
+        for (index, region) in config.regions.iter().enumerate() {
+            let Some(target) = &region.cname else {
+                continue;
+            };
+            let span = || {
+                self.cname_at
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map_or(0..0, |(_, s)| s.clone())
+            };
+            if steered.contains(target) {
+                let at = span();
+                self.err(
+                    at,
+                    "regions.cname",
+                    format!(
+                        "{target} is a steered name; a CNAME region must point at a name \
+                         that does not depend on steering (a load balancer, or a name in the zone file)"
+                    ),
+                );
+            } else if zone.origin.zone_of(target) && !zone.has_name(target) {
+                let at = span();
+                self.err(
+                    at,
+                    "regions.cname",
+                    format!(
+                        "the cname {target} is inside the zone but no such name exists in the \
+                         zone file; add it or point the cname elsewhere"
+                    ),
+                );
+            }
+        }
         for (owner, node) in &zone.nodes {
             let Some(cname) = node.get(&RecordType::CNAME).and_then(|c| c.first()) else {
                 continue;

@@ -34,10 +34,12 @@ fn signed(health: [bool; 3]) -> Signed {
 
 /// The fixture with `extra` config (records) and `zone`, signed.
 fn signed_with(extra: &str, zone: &str, health: [bool; 3]) -> Signed {
-    let (dir, path) = testutil::write(
-        &format!("{CONFIG}\n{extra}\n[dnssec]\nkeys = [\"k.pem\"]\n"),
-        zone,
-    );
+    signed_config(&format!("{CONFIG}\n{extra}"), zone, health)
+}
+
+/// `config` and `zone`, signed.
+fn signed_config(config: &str, zone: &str, health: [bool; 3]) -> Signed {
+    let (dir, path) = testutil::write(&format!("{config}\n[dnssec]\nkeys = [\"k.pem\"]\n"), zone);
     let key = dir.path().join("k.pem");
     keys::write_new(&key, &keys::generate_pem().unwrap()).unwrap();
     let loaded = load(&path).unwrap();
@@ -429,4 +431,72 @@ fn multivalue_answers_verify_in_every_rotation_and_all_down_nodata_is_proven() {
         "all down: no A at the name: {proof:?}"
     );
     assert_eq!(verify_all(&msg, &s.dnskey), 2);
+}
+
+#[test]
+fn cname_region_answers_verify_and_their_nsec_lists_cname() {
+    let config = CONFIG
+        .replace(
+            "addresses = [\"192.0.2.10\", \"2001:db8:10::10\"]",
+            "cname = \"lb-use1.elb.example.net.\"",
+        )
+        .replace(
+            "addresses = [\"198.51.100.10\", \"2001:db8:20::10\"]",
+            "cname = \"www.keiko.example.com.\"\nhealth_url = \"http://127.0.0.1:9/health\"",
+        );
+    assert!(config.contains("lb-use1") && config.contains("cname = \"www"));
+    for health in [[true; 3], [false, true, true]] {
+        let s = signed_config(&config, ZONE, health);
+        for rtype in TYPES {
+            let msg = ask(&s.snap, "api-contracts.keiko.example.com.", rtype, true);
+            assert!(
+                verify_all(&msg, &s.dnskey) > 0,
+                "{health:?} {rtype}: {msg:#?}"
+            );
+            assert_eq!(msg.response_code, ResponseCode::NoError, "{rtype}");
+            let cname = msg
+                .answers
+                .iter()
+                .find(|r| r.record_type() == RecordType::CNAME);
+            assert!(
+                cname.is_some() || rtype == RecordType::NSEC,
+                "{rtype}: {msg:#?}"
+            );
+        }
+        let msg = ask(
+            &s.snap,
+            "api-contracts.keiko.example.com.",
+            RecordType::NSEC,
+            true,
+        );
+        let types: BTreeSet<RecordType> = msg
+            .answers
+            .iter()
+            .find_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::NSEC(n)) => Some(n.type_bit_maps().collect()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        assert!(types.contains(&RecordType::CNAME), "{types:?}");
+        assert!(!types.contains(&RecordType::A), "{types:?}");
+    }
+    // In-zone target followed: www's CNAME and status's A, each signed;
+    // a type status lacks: the chain, the SOA and status's NSEC.
+    let s = signed_config(&config, ZONE, [false, true, true]);
+    let msg = ask(
+        &s.snap,
+        "api-contracts.keiko.example.com.",
+        RecordType::A,
+        true,
+    );
+    assert_eq!(verify_all(&msg, &s.dnskey), 3, "{msg:#?}");
+    let msg = ask(
+        &s.snap,
+        "api-contracts.keiko.example.com.",
+        RecordType::MX,
+        true,
+    );
+    let proof = nsecs(&msg);
+    assert_eq!(proof.len(), 1, "{msg:#?}");
+    assert_eq!(proof[0].0, "static.keiko.example.com.");
 }
