@@ -131,6 +131,10 @@ name   = "all"
 policy = "multivalue"
 
 [[records]]
+name   = "@"
+policy = "failover"
+
+[[records]]
 name        = "strict-nodata"
 policy      = "failover"
 on_all_down = "nodata"
@@ -319,6 +323,11 @@ fn answer_every_class(snap: &Snapshot, what_config: &str) {
             "multivalue with ECS (residency, fail open)",
             query(&n("all"), 1, true, Some(&gb)),
             answer(NoError, 1, eu_west),
+        ),
+        (
+            "steered apex",
+            query(zone, 1, true, None),
+            answer(NoError, 1, us_east),
         ),
         (
             "all down: nodata",

@@ -470,3 +470,79 @@ fn cname_regions_are_checked() {
     let out = check(&text);
     assert!(out.contains("no such name exists"), "{out}");
 }
+
+// ---------------------------------------------------------------------------
+// The steered apex
+// ---------------------------------------------------------------------------
+
+#[test]
+fn the_apex_is_steered_with_soa_ns_and_the_rest_from_the_zone() {
+    let server = Server::start(&config_plus(&record("@", "failover", "")), &default_zone());
+    let apex = ORIGIN;
+    assert_addresses(
+        &server.query_udp(apex, RecordType::A),
+        &[REGIONS[0].v4.into()],
+    );
+    assert_addresses(
+        &server.query_tcp(apex, RecordType::AAAA),
+        &[REGIONS[0].v6.into()],
+    );
+    for (rtype, count) in [
+        (RecordType::SOA, 1),
+        (RecordType::NS, 3),
+        (RecordType::MX, 1),
+        (RecordType::TXT, 1),
+    ] {
+        let m = server.query_udp(apex, rtype);
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NoError,
+            "{rtype}: {m:#?}"
+        );
+        let of_type = m
+            .answers
+            .iter()
+            .filter(|r| r.record_type() == rtype)
+            .count();
+        assert_eq!(of_type, count, "{rtype}: {m:#?}");
+    }
+    // The NS answer still carries its glue.
+    assert!(
+        !server
+            .query_udp(apex, RecordType::NS)
+            .additionals
+            .is_empty()
+    );
+    server.force(REGIONS[0].name, "down");
+    assert!(
+        server
+            .wait_for_answer(apex, REGIONS[1].v4.into(), Duration::from_secs(5))
+            .is_some()
+    );
+    assert_eq!(server.query_udp(apex, RecordType::SOA).answers.len(), 1);
+}
+
+#[test]
+fn a_steered_apex_needs_no_apex_addresses_and_no_cname_region() {
+    let check = |config: &str, zone: &str| {
+        let ws = Workspace::new(config, zone);
+        let out = ws.check();
+        (out.status.success(), output_text(&out))
+    };
+    let apex = config_plus(&record("@", "failover", ""));
+    assert!(
+        check(&apex, &default_zone()).0,
+        "{}",
+        check(&apex, &default_zone()).1
+    );
+    let (ok, out) = check(&apex, &zone_with("@ IN A 192.0.2.1"));
+    assert!(!ok);
+    assert!(out.contains("must hold no A at the apex"), "{out}");
+    let (ok, out) = check(&cname_config(&record("@", "weighted", "")), &default_zone());
+    assert!(!ok);
+    assert!(out.contains("the apex cannot be a CNAME"), "{out}");
+    // policy region over an address region is fine with CNAME regions around.
+    let only_ap = record("@", "region", "region = \"ap-southeast-1\"");
+    let (ok, out) = check(&cname_config(&only_ap), &default_zone());
+    assert!(ok, "{out}");
+}

@@ -127,7 +127,9 @@ impl Compiled {
                 Some(a) if !enc.signed() && !own => a.clone(),
                 _ => {
                     let a: Arc<[RegionAnswers]> = match max_answers {
-                        Some(max) => value_answers(&mut enc, &config, index, &negative, max)?,
+                        Some(max) => {
+                            value_answers(&mut enc, &config, &zone, index, &negative, max)?
+                        }
                         None => {
                             region_answers(&mut enc, &config, &zone, index, &negative, &exists)?
                         }
@@ -139,7 +141,12 @@ impl Compiled {
             };
             let down = match (&mut enc.signing, record.on_all_down) {
                 (Some(s), AllDown::NoData) => {
-                    let chunk = s.nsec_chunk(&record.name, BTreeSet::new())?;
+                    // No A or AAAA: at the steered apex, the zone file's types.
+                    let types = match zone.nodes.contains_key(&record.name) {
+                        true => signed::static_types(&zone, &record.name, &zone.origin),
+                        false => BTreeSet::new(),
+                    };
+                    let chunk = s.nsec_chunk(&record.name, types)?;
                     Some(enc.negative(NOERROR, &negative, &zone.origin, &[&chunk])?)
                 }
                 _ => None,
@@ -151,7 +158,13 @@ impl Compiled {
                 down,
                 answers,
             };
-            names.insert(wire(&record.name), Node::Steered(node));
+            let key = wire(&record.name);
+            // The steered apex: A and AAAA from steering, the rest static.
+            let node = match names.remove(&key) {
+                Some(Node::Static(apex)) => Node::Apex(Box::new((apex, node))),
+                _ => Node::Steered(node),
+            };
+            names.insert(key, node);
         }
         let all: Vec<Name> = zone
             .nodes
@@ -442,10 +455,14 @@ fn region_answers(
     let mut answers = Vec::with_capacity(config.regions.len());
     for (region_id, region) in config.regions.iter().enumerate() {
         // Signed, NODATA proves itself with this region's own NSEC: the
-        // types that answer when this region is the one chosen.
+        // types that answer when this region is the one chosen (at the
+        // steered apex, with the zone file's types there).
         let (own_nsec, nsec_answer) = match enc.signing.as_deref_mut() {
             Some(s) => {
-                let types = signed::steered_types(config, index, Some(region_id));
+                let mut types = signed::steered_types(config, index, Some(region_id));
+                if zone.nodes.contains_key(name) {
+                    types.extend(signed::static_types(zone, name, &zone.origin));
+                }
                 let chunk = s.nsec_chunk(name, types.clone())?;
                 (Some(chunk), Some(s.nsec_record(name, types)))
             }
@@ -633,6 +650,7 @@ static EMPTY_NODE: crate::zone::Node = crate::zone::Node::new();
 fn value_answers(
     enc: &mut Encoder<'_, '_>,
     config: &Config,
+    zone: &Zone,
     index: usize,
     negative: &Record,
     max: u8,
@@ -648,7 +666,10 @@ fn value_answers(
             members.iter().map(|&r| &config.regions[r]).collect();
         let (own_nsec, nsec_answer) = match enc.signing.as_deref_mut() {
             Some(s) => {
-                let types = signed::types_of(&regions);
+                let mut types = signed::types_of(&regions);
+                if zone.nodes.contains_key(name) {
+                    types.extend(signed::static_types(zone, name, &zone.origin));
+                }
                 let chunk = s.nsec_chunk(name, types.clone())?;
                 (Some(chunk), Some(s.nsec_record(name, types)))
             }

@@ -81,6 +81,9 @@ enum Node {
     Empty,
     Static(StaticNode),
     Steered(SteeredNode),
+    /// The steered apex: A and AAAA (and NSEC) from steering, every other
+    /// type from the zone file.
+    Apex(Box<(StaticNode, SteeredNode)>),
 }
 
 struct StaticNode {
@@ -211,6 +214,9 @@ impl Compiled {
             Some(Node::Steered(node)) => NameKind::Steered {
                 record: node.record,
             },
+            Some(Node::Apex(both)) => NameKind::Steered {
+                record: both.1.record,
+            },
         }
     }
 }
@@ -309,82 +315,106 @@ impl Snapshot {
                 denial: Denial::EmptyNonTerminal,
                 rotate: 0,
             },
-            Node::Static(s) => {
-                let prepared = match qtype {
-                    TYPE_ANY => &s.any,
-                    _ => s
-                        .by_type
-                        .iter()
-                        .find(|(t, _)| *t == qtype)
-                        .map(|(_, p)| p)
-                        .or(s.other.as_ref())
-                        .or(s.nodata.as_ref())
-                        .unwrap_or(&c.nodata),
-                };
-                answer(prepared, None, None)
-            }
-            Node::Steered(s) => {
-                let (choice, scope, index) = match s.policy {
-                    Policy::Multivalue { .. } => {
-                        let (set, scope) = self.value_set(client);
-                        let choice = Choice {
-                            region: set.first,
-                            fail_open: set.fail_open,
-                        };
-                        (choice, scope, set.mask)
-                    }
-                    _ => {
-                        let (choice, scope) = self.steer(s.policy, client, draw);
-                        (choice, scope, choice.region)
-                    }
-                };
-                let outcome = match (choice.fail_open, s.on_all_down) {
-                    (false, _) => Outcome::Chosen,
-                    (true, AllDown::FailOpen) => Outcome::FailOpen,
-                    (true, AllDown::NoData) => {
-                        let nodata = s.down.as_ref().unwrap_or(&c.nodata);
-                        return answer(
-                            nodata,
-                            scope,
-                            Some((s.record, choice.region, Outcome::NoData)),
-                        );
-                    }
-                    (true, AllDown::ServFail) => {
-                        return answer(
-                            &c.servfail,
-                            scope,
-                            Some((s.record, choice.region, Outcome::ServFail)),
-                        );
-                    }
-                };
-                let Some(r) = s.answers.get(index) else {
-                    return answer(&c.servfail, scope, None);
-                };
-                let nodata = r.other.as_ref().unwrap_or(&c.nodata);
-                let prepared = match qtype {
-                    TYPE_A => &r.a,
-                    TYPE_AAAA => &r.aaaa,
-                    TYPE_ANY if r.a.answer_count > 0 => &r.a,
-                    TYPE_ANY => &r.aaaa,
-                    TYPE_NSEC => r.nsec.as_ref().unwrap_or(nodata),
-                    _ => r
-                        .by_type
-                        .iter()
-                        .find(|(t, _)| *t == qtype)
-                        .map_or(nodata, |(_, p)| p),
-                };
-                let rotate = match prepared.rotation {
-                    Some(rotation) => draw(u32::from(rotation.count)),
-                    None => 0,
-                };
-                Lookup::Answer {
-                    prepared,
-                    scope,
-                    steered: Some((s.record, choice.region, outcome)),
-                    denial: Denial::None,
-                    rotate,
+            Node::Static(s) => answer(self.static_answer(s, qtype), None, None),
+            Node::Steered(s) => self.steered_answer(s, qtype, client, draw),
+            Node::Apex(both) => match qtype {
+                TYPE_A | TYPE_AAAA | TYPE_NSEC => {
+                    self.steered_answer(&both.1, qtype, client, draw)
                 }
+                _ => answer(self.static_answer(&both.0, qtype), None, None),
+            },
+        }
+    }
+
+    fn static_answer<'a>(&'a self, s: &'a StaticNode, qtype: u16) -> &'a Prepared {
+        let c = &self.compiled;
+        match qtype {
+            TYPE_ANY => &s.any,
+            _ => s
+                .by_type
+                .iter()
+                .find(|(t, _)| *t == qtype)
+                .map(|(_, p)| p)
+                .or(s.other.as_ref())
+                .or(s.nodata.as_ref())
+                .unwrap_or(&c.nodata),
+        }
+    }
+
+    fn steered_answer<'a>(
+        &'a self,
+        s: &'a SteeredNode,
+        qtype: u16,
+        client: IpAddr,
+        draw: &mut dyn FnMut(u32) -> u32,
+    ) -> Lookup<'a> {
+        let c = &self.compiled;
+        let answer = |prepared, scope, steered| Lookup::Answer {
+            prepared,
+            scope,
+            steered,
+            denial: Denial::None,
+            rotate: 0,
+        };
+        let (choice, scope, index) = match s.policy {
+            Policy::Multivalue { .. } => {
+                let (set, scope) = self.value_set(client);
+                let choice = Choice {
+                    region: set.first,
+                    fail_open: set.fail_open,
+                };
+                (choice, scope, set.mask)
             }
+            _ => {
+                let (choice, scope) = self.steer(s.policy, client, draw);
+                (choice, scope, choice.region)
+            }
+        };
+        let outcome = match (choice.fail_open, s.on_all_down) {
+            (false, _) => Outcome::Chosen,
+            (true, AllDown::FailOpen) => Outcome::FailOpen,
+            (true, AllDown::NoData) => {
+                let nodata = s.down.as_ref().unwrap_or(&c.nodata);
+                return answer(
+                    nodata,
+                    scope,
+                    Some((s.record, choice.region, Outcome::NoData)),
+                );
+            }
+            (true, AllDown::ServFail) => {
+                return answer(
+                    &c.servfail,
+                    scope,
+                    Some((s.record, choice.region, Outcome::ServFail)),
+                );
+            }
+        };
+        let Some(r) = s.answers.get(index) else {
+            return answer(&c.servfail, scope, None);
+        };
+        let nodata = r.other.as_ref().unwrap_or(&c.nodata);
+        let prepared = match qtype {
+            TYPE_A => &r.a,
+            TYPE_AAAA => &r.aaaa,
+            TYPE_ANY if r.a.answer_count > 0 => &r.a,
+            TYPE_ANY => &r.aaaa,
+            TYPE_NSEC => r.nsec.as_ref().unwrap_or(nodata),
+            _ => r
+                .by_type
+                .iter()
+                .find(|(t, _)| *t == qtype)
+                .map_or(nodata, |(_, p)| p),
+        };
+        let rotate = match prepared.rotation {
+            Some(rotation) => draw(u32::from(rotation.count)),
+            None => 0,
+        };
+        Lookup::Answer {
+            prepared,
+            scope,
+            steered: Some((s.record, choice.region, outcome)),
+            denial: Denial::None,
+            rotate,
         }
     }
 
@@ -517,6 +547,15 @@ impl Compiled {
     pub fn memory_bytes(&self) -> usize {
         let one = |p: &Prepared| std::mem::size_of::<Prepared>() + p.body.len();
         let prepared = |p: &Prepared| one(p) + p.signed.as_deref().map_or(0, one);
+        let static_bytes = |s: &StaticNode| {
+            s.by_type
+                .iter()
+                .map(|(_, p)| 2 + prepared(p))
+                .sum::<usize>()
+                + s.other.as_ref().map_or(0, prepared)
+                + s.nodata.as_ref().map_or(0, prepared)
+                + prepared(&s.any)
+        };
         let nodes: usize = self
             .names
             .iter()
@@ -525,15 +564,8 @@ impl Compiled {
                     + std::mem::size_of::<Node>()
                     + match n {
                         Node::Empty => 0,
-                        Node::Static(s) => {
-                            s.by_type
-                                .iter()
-                                .map(|(_, p)| 2 + prepared(p))
-                                .sum::<usize>()
-                                + s.other.as_ref().map_or(0, prepared)
-                                + s.nodata.as_ref().map_or(0, prepared)
-                                + prepared(&s.any)
-                        }
+                        Node::Static(s) => static_bytes(s),
+                        Node::Apex(both) => static_bytes(&both.0),
                         Node::Steered(_) => 0,
                     }
             })
@@ -543,7 +575,12 @@ impl Compiled {
             .names
             .values()
             .filter_map(|n| match n {
-                Node::Steered(s) if !shared.contains(&s.answers.as_ptr()) => {
+                Node::Steered(s) => Some(s),
+                Node::Apex(both) => Some(&both.1),
+                _ => None,
+            })
+            .filter_map(|s| match s {
+                s if !shared.contains(&s.answers.as_ptr()) => {
                     shared.push(s.answers.as_ptr());
                     Some(
                         s.answers
@@ -553,6 +590,7 @@ impl Compiled {
                                     + prepared(&r.aaaa)
                                     + r.other.as_ref().map_or(0, prepared)
                                     + r.nsec.as_ref().map_or(0, prepared)
+                                    + r.by_type.iter().map(|(_, p)| prepared(p)).sum::<usize>()
                             })
                             .sum::<usize>(),
                     )

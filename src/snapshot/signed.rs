@@ -88,10 +88,11 @@ impl<'k> Signing<'k> {
             .map(|(i, r)| (wire(&r.name), i))
             .collect();
         for (owner, name) in &owners {
-            let types: BTreeSet<RecordType> = match steered.get(owner) {
-                Some(&index) => steered_types(config, index, None),
-                None => static_types(zone, name, &zone.origin),
-            };
+            // The steered apex has both kinds.
+            let mut types = static_types(zone, name, &zone.origin);
+            if let Some(&index) = steered.get(owner) {
+                types.extend(steered_types(config, index, None));
+            }
             let chunk = signing.nsec_chunk(name, types)?;
             signing.nsec.insert(owner.clone(), chunk);
         }

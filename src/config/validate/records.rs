@@ -239,6 +239,24 @@ impl Validator<'_> {
                 }
             }
         }
+        for r in records.iter().filter(|r| r.name == *origin) {
+            let candidates: Vec<&Region> = match r.policy {
+                Policy::Region(id) => regions.get(id).into_iter().collect(),
+                _ => regions.iter().collect(),
+            };
+            if let Some(c) = candidates.iter().find(|c| c.cname.is_some()) {
+                self.sink.error_at(
+                    r.at,
+                    "records.name",
+                    format!(
+                        "the apex cannot be a CNAME (RFC 1034: it holds the SOA and NS), and region \
+                         {:?} answers one; steer the apex only over regions with addresses \
+                         (policy \"region\" names one)",
+                        c.name
+                    ),
+                );
+            }
+        }
         for (index, region) in regions.iter().enumerate() {
             if let Some(target) = &region.cname
                 && origin.zone_of(target)
@@ -292,7 +310,11 @@ impl Validator<'_> {
         for r in raw {
             let r = r.into_inner();
             let text = r.name.get_ref();
-            let name = match Name::parse(text, Some(origin)) {
+            let parsed = match text.as_str() {
+                "@" => Ok(origin.clone()),
+                _ => Name::parse(text, Some(origin)),
+            };
+            let name = match parsed {
                 Ok(n) if !text.is_empty() && origin.zone_of(&n) => n.to_lowercase(),
                 _ => {
                     self.err(
@@ -440,6 +462,25 @@ impl Validator<'_> {
     /// that exists in one of them.
     pub(super) fn against_zone(&mut self, config: &Config, zone: &Zone) {
         for r in &config.records {
+            if r.name == zone.origin {
+                // The steered apex: A and AAAA from steering, the rest from the file.
+                let apex = &zone.nodes.get(&zone.origin);
+                for t in [RecordType::A, RecordType::AAAA] {
+                    if apex.is_some_and(|n| n.contains_key(&t)) {
+                        let problem = zone.problem_at(
+                            &zone.origin,
+                            t,
+                            format!(
+                                "the apex is steered ([[records]] name = \"@\"): its A and AAAA \
+                                 come from steering, so the zone file must hold no {t} at the apex; \
+                                 remove it (SOA, NS, MX, TXT and the rest stay here)"
+                            ),
+                        );
+                        self.zone_problem(problem);
+                    }
+                }
+                continue;
+            }
             if zone.contains(&r.name) {
                 let d = config.record_error(
                     r,

@@ -500,3 +500,36 @@ fn cname_region_answers_verify_and_their_nsec_lists_cname() {
     assert_eq!(proof.len(), 1, "{msg:#?}");
     assert_eq!(proof[0].0, "static.keiko.example.com.");
 }
+
+#[test]
+fn a_steered_apex_verifies_and_its_nsec_has_both_kinds_of_types() {
+    let extra = "[[records]]\nname = \"@\"\npolicy = \"failover\"\n";
+    for health in [[true; 3], [false, false, true]] {
+        let s = signed_with(extra, ZONE, health);
+        for rtype in TYPES {
+            let msg = ask(&s.snap, "keiko.example.com.", rtype, true);
+            assert_eq!(msg.response_code, ResponseCode::NoError, "{rtype}");
+            assert!(verify_all(&msg, &s.dnskey) > 0, "{rtype}: {msg:#?}");
+        }
+        let msg = ask(&s.snap, "keiko.example.com.", RecordType::A, true);
+        assert_eq!(msg.answers.len(), 2, "A and its RRSIG: {msg:#?}");
+        let msg = ask(&s.snap, "keiko.example.com.", RecordType::NSEC, true);
+        let types: BTreeSet<RecordType> = msg
+            .answers
+            .iter()
+            .find_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::NSEC(n)) => Some(n.type_bit_maps().collect()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        for t in [RecordType::A, RecordType::SOA, RecordType::NS, RecordType::DNSKEY] {
+            assert!(types.contains(&t), "{t} missing from {types:?}");
+        }
+    }
+    // ap-southeast-1 has no IPv6: the apex AAAA NODATA keeps SOA and NS.
+    let s = signed_with(extra, ZONE, [false, false, true]);
+    let msg = ask(&s.snap, "keiko.example.com.", RecordType::AAAA, true);
+    let proof = nsecs(&msg);
+    assert_eq!(proof.len(), 1, "{msg:#?}");
+    assert!(proof[0].2.contains(&RecordType::SOA) && !proof[0].2.contains(&RecordType::AAAA));
+}
