@@ -72,6 +72,10 @@ policy = "multivalue"
 name   = "@"
 policy = "failover"
 
+[[records]]
+name   = "*.tenants"
+policy = "failover"
+
 [[networks]]
 cidr    = "10.0.0.0/8"
 regions = ["ap-southeast-1"]
@@ -136,6 +140,7 @@ fn per_class(c: &mut Criterion) {
         ("nxdomain", query(&n("no-such-name"), 1, None)),
         ("multivalue", query(&n("all"), 1, None)),
         ("apex", query(zone, 1, None)),
+        ("wildcard", query(&n("acme.tenants"), 1, None)),
         (
             "geo_ecs_v4_network",
             query(&n("api-contracts-geo"), 1, Some(&[0, 1, 16, 0, 10, 1])),

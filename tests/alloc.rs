@@ -135,6 +135,10 @@ name   = "@"
 policy = "failover"
 
 [[records]]
+name   = "*.tenants"
+policy = "failover"
+
+[[records]]
 name        = "strict-nodata"
 policy      = "failover"
 on_all_down = "nodata"
@@ -328,6 +332,16 @@ fn answer_every_class(snap: &Snapshot, what_config: &str) {
             "steered apex",
             query(zone, 1, true, None),
             answer(NoError, 1, us_east),
+        ),
+        (
+            "steered wildcard",
+            query(&n("acme.tenants"), 1, true, None),
+            answer(NoError, 1, us_east),
+        ),
+        (
+            "below a wildcard's parent, no match: NXDOMAIN",
+            query(&n("x.missing"), 1, true, None),
+            answer(NXDomain, 0, &[]),
         ),
         (
             "all down: nodata",

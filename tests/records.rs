@@ -546,3 +546,230 @@ fn a_steered_apex_needs_no_apex_addresses_and_no_cname_region() {
     let (ok, out) = check(&cname_config(&only_ap), &default_zone());
     assert!(ok, "{out}");
 }
+
+// ---------------------------------------------------------------------------
+// Wildcards
+// ---------------------------------------------------------------------------
+
+const WILDCARD_ZONE: &str = "*.apps IN A 192.0.2.44\n*.apps IN TXT \"wild\"\n\
+    real.apps IN A 192.0.2.45\ndeep.ent.apps IN A 192.0.2.46\n\
+    *.mail2 IN MX 10 mail\n*.alias IN CNAME status\n";
+
+#[test]
+fn static_wildcards_answer_with_the_query_name_and_are_blocked_by_names_and_ents() {
+    let server = Server::start(&default_config(), &zone_with(WILDCARD_ZONE));
+    let wild = ip("192.0.2.44");
+    // Any name below apps. that does not exist, however deep, case kept.
+    for name in ["x.apps", "Mixed.Case.apps", "a.b.c.apps"] {
+        let m = server.query_udp(name, RecordType::A);
+        assert_eq!(
+            m.metadata.response_code,
+            ResponseCode::NoError,
+            "{name}: {m:#?}"
+        );
+        assert_eq!(addresses(&m), [wild], "{name}");
+        assert_eq!(
+            m.answers[0].name.to_string(),
+            fqdn(name),
+            "owner is the query name, case kept"
+        );
+        assert!(m.metadata.authoritative);
+    }
+    // The other types of the wildcard, and NODATA for a type it lacks.
+    let m = server.query_tcp("y.apps", RecordType::TXT);
+    assert_eq!(m.answers.len(), 1, "{m:#?}");
+    assert_negative(
+        &server.query_udp("y.apps", RecordType::AAAA),
+        ResponseCode::NoError,
+        NEGATIVE_TTL,
+    );
+    // Existing names and empty non-terminals block the wildcard.
+    assert_eq!(
+        addresses(&server.query_udp("real.apps", RecordType::A)),
+        [ip("192.0.2.45")]
+    );
+    assert_negative(
+        &server.query_udp("ent.apps", RecordType::A),
+        ResponseCode::NoError,
+        NEGATIVE_TTL,
+    );
+    // Below an existing name the wildcard does not reach (its closest
+    // encloser is that name, which has no wildcard).
+    assert_negative(
+        &server.query_udp("x.real.apps", RecordType::A),
+        ResponseCode::NXDomain,
+        NEGATIVE_TTL,
+    );
+    assert_negative(
+        &server.query_udp("x.ent.apps", RecordType::A),
+        ResponseCode::NXDomain,
+        NEGATIVE_TTL,
+    );
+    // apps. itself is an empty non-terminal: NODATA.
+    assert_negative(
+        &server.query_udp("apps", RecordType::A),
+        ResponseCode::NoError,
+        NEGATIVE_TTL,
+    );
+    // Names in rdata are written out in full (compression stays correct
+    // whatever the query name's length); a CNAME is followed.
+    let m = server.query_udp("a-rather-long-label.mail2", RecordType::MX);
+    assert_eq!(m.answers.len(), 1, "{m:#?}");
+    assert_eq!(m.answers[0].data.to_string(), "10 mail.keiko.example.com.");
+    assert!(!m.additionals.is_empty(), "glue: {m:#?}");
+    let m = server.query_udp("z.alias", RecordType::A);
+    assert_eq!(addresses(&m), [ip("192.0.2.80")], "{m:#?}");
+    assert_eq!(m.answers[0].name.to_string(), fqdn("z.alias"));
+}
+
+#[test]
+fn a_steered_wildcard_applies_its_policy_to_every_name_it_covers() {
+    let config = config_plus(&record("*.tenants", "failover", "ttl = 20"));
+    let server = Server::start(&config, &zone_with("known.tenants IN A 192.0.2.99\n"));
+    for name in ["acme.tenants", "ACME.tenants", "x.y.tenants"] {
+        let m = server.query_udp(name, RecordType::A);
+        assert_eq!(
+            addresses(&m),
+            [IpAddr::from(REGIONS[0].v4)],
+            "{name}: {m:#?}"
+        );
+        assert_eq!(m.answers[0].name.to_string(), fqdn(name));
+        assert_eq!(m.answers[0].ttl, 20);
+    }
+    assert_eq!(
+        addresses(&server.query_udp("known.tenants", RecordType::A)),
+        [ip("192.0.2.99")]
+    );
+    server.force(REGIONS[0].name, "down");
+    assert!(
+        server
+            .wait_for_answer(
+                "other.tenants",
+                REGIONS[1].v4.into(),
+                Duration::from_secs(5)
+            )
+            .is_some()
+    );
+    assert_eq!(
+        record_status(&server, "*.tenants")["answer"][0],
+        REGIONS[1].v4.to_string()
+    );
+}
+
+#[test]
+fn a_star_anywhere_but_the_first_label_is_a_config_error() {
+    let ws = Workspace::new(
+        &config_plus(&record("api.*.tenants", "failover", "")),
+        &default_zone(),
+    );
+    let out = output_text(&ws.check());
+    assert!(out.contains("records.name"), "{out}");
+    assert!(
+        out.contains("wildcard only as the whole leftmost label"),
+        "{out}"
+    );
+    let ws = Workspace::new(
+        &config_plus(&record("*.*.t", "failover", "")),
+        &default_zone(),
+    );
+    assert!(output_text(&ws.check()).contains("wildcard only as the whole leftmost label"));
+    let ws = Workspace::new(
+        &config_plus(&record("a*b", "failover", "")),
+        &default_zone(),
+    );
+    let out = output_text(&ws.check());
+    assert!(out.contains("records.name: \"a*b\""), "{out}");
+    let ws = Workspace::new(&default_config(), &zone_with("x.*.apps IN A 192.0.2.1\n"));
+    let out = output_text(&ws.check());
+    assert!(
+        out.contains("wildcard only as the whole leftmost label"),
+        "{out}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// explain
+// ---------------------------------------------------------------------------
+
+fn explain(server: &Server, query: &str) -> serde_json::Value {
+    server.get_json(&format!("/explain?{query}"))
+}
+
+#[test]
+fn explain_shows_cnames_sets_networks_wildcards_and_the_all_down_policy() {
+    let extra = record("*.tenants", "failover", "on_all_down = \"servfail\"")
+        + &record("geo", "geo", "")
+        + &format!(
+            "[geoip]\ndatabase = {}\n[geoip.continents]\nNA = [\"us-east-1\"]\n\
+             [[networks]]\ncidr = \"10.20.0.0/16\"\nregions = [\"ap-southeast-1\"]\n",
+            fixture_db()
+        );
+    let server = Server::start(&cname_config(&extra), &zone_with(WILDCARD_ZONE));
+    let e = explain(&server, "name=api-contracts");
+    assert_eq!(
+        e["steering"]["answer"],
+        serde_json::json!(["CNAME lb-use1.elb.example.net."]),
+        "{e:#}"
+    );
+    let e = explain(&server, "name=geo&client=10.20.1.2");
+    assert_eq!(
+        e["steering"]["preference"]["source"], "network 10.20.0.0/16",
+        "{e:#}"
+    );
+    assert_eq!(e["steering"]["region"], "ap-southeast-1");
+    let e = explain(&server, "name=x.tenants");
+    assert_eq!(e["wildcard"], "*.tenants.keiko.example.com.", "{e:#}");
+    assert_eq!(e["kind"], "steered", "{e:#}");
+    let e = explain(&server, "name=x.apps");
+    assert_eq!(e["wildcard"], "*.apps.keiko.example.com.", "{e:#}");
+    assert!(
+        e["static_records"][0]
+            .as_str()
+            .unwrap_or("")
+            .contains("192.0.2.44"),
+        "{e:#}"
+    );
+    all_down(&server);
+    let e = explain(&server, "name=x.tenants");
+    assert_eq!(e["steering"]["on_all_down"], "servfail");
+    assert!(
+        e["summary"].as_str().unwrap_or("").contains("SERVFAIL"),
+        "{e:#}"
+    );
+    let m = server.query_udp("x.tenants", RecordType::A);
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+}
+
+#[test]
+fn explain_shows_a_multivalue_set() {
+    let server = Server::start(
+        &config_plus(&record("all", "multivalue", "")),
+        &default_zone(),
+    );
+    server.force(REGIONS[1].name, "down");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while addresses(&server.query_udp("all", RecordType::A)).len() != 2 {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let e = explain(&server, "name=all");
+    let chosen: Vec<&str> = e["steering"]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["chosen"] == true)
+        .map(|c| c["region"].as_str().unwrap())
+        .collect();
+    assert_eq!(chosen, ["us-east-1", "ap-southeast-1"], "{e:#}");
+    assert_eq!(
+        e["steering"]["answer"].as_array().map(Vec::len),
+        Some(4),
+        "{e:#}"
+    );
+    assert!(
+        e["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with("multivalue policy answers every address")
+    );
+}

@@ -114,7 +114,7 @@ impl Compiled {
             };
             // A CNAME target may be compressed against the question, so a
             // record with CNAME regions has answers of its own.
-            let own = config.regions.iter().any(|r| r.cname.is_some());
+            let own = config.regions.iter().any(|r| r.cname.is_some()) || record.name.is_wildcard();
             let key = (
                 if own {
                     u32::MAX - index as u32
@@ -209,6 +209,11 @@ impl Compiled {
             nxdomain,
             nodata,
             servfail: super::Prepared::servfail(),
+            has_wildcards: zone
+                .nodes
+                .keys()
+                .chain(config.records.iter().map(|r| &r.name))
+                .any(Name::is_wildcard),
             chain,
             dnssec,
             geo_map,
@@ -235,10 +240,11 @@ pub(crate) fn wire(name: &Name) -> Box<[u8]> {
 
 /// A record name relative to the origin, as operators write it.
 pub fn relative(name: &Name, origin: &Name) -> String {
-    let labels = name.num_labels().saturating_sub(origin.num_labels());
+    // Every label, a wildcard's `*` too (which `num_labels` leaves out).
+    let labels = name.iter().count().saturating_sub(origin.iter().count());
     let rel: Vec<String> = name
         .iter()
-        .take(labels as usize)
+        .take(labels)
         .map(|l| String::from_utf8_lossy(l).into_owned())
         .collect();
     if rel.is_empty() {

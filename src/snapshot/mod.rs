@@ -53,6 +53,9 @@ pub struct Compiled {
     nodata: Prepared,
     /// SERVFAIL, for `on_all_down = "servfail"`.
     servfail: Prepared,
+    /// Whether any name is a wildcard (`*.x`): only then do misses look
+    /// for one.
+    has_wildcards: bool,
     /// The NSEC chain, when the zone is signed.
     chain: Option<denial::Chain>,
     /// What the table's signatures are, when the zone is signed.
@@ -183,6 +186,9 @@ pub enum Denial {
     EmptyNonTerminal,
     /// NXDOMAIN: the NSECs covering the name and its wildcard.
     NxDomain,
+    /// An answer synthesised from a wildcard: the NSEC covering the query
+    /// name, proving no closer match exists (RFC 4035 3.1.3.3, 3.1.3.4).
+    Wildcard,
 }
 
 /// The whole routing table the data plane answers from.
@@ -287,7 +293,19 @@ impl Snapshot {
         draw: &mut dyn FnMut(u32) -> u32,
     ) -> Lookup<'_> {
         let c = &self.compiled;
-        let Some(node) = c.names.get(qname) else {
+        let found = c.names.get(qname);
+        if found.is_none()
+            && let Some(node) = c.wildcard_for(qname)
+        {
+            // RFC 4592: synthesised from the wildcard, the owner the query
+            // name; signed, with the NSEC proving that name does not exist.
+            let mut answer = self.answer_from(node, qtype, client, draw);
+            if let Lookup::Answer { denial, .. } = &mut answer {
+                *denial = Denial::Wildcard;
+            }
+            return answer;
+        }
+        let Some(node) = found else {
             return if in_zone(qname, &c.origin) {
                 Lookup::Answer {
                     prepared: &c.nxdomain,
@@ -300,6 +318,17 @@ impl Snapshot {
                 Lookup::Refused
             };
         };
+        self.answer_from(node, qtype, client, draw)
+    }
+
+    fn answer_from<'a>(
+        &'a self,
+        node: &'a Node,
+        qtype: u16,
+        client: IpAddr,
+        draw: &mut dyn FnMut(u32) -> u32,
+    ) -> Lookup<'a> {
+        let c = &self.compiled;
         let answer = |prepared, scope, steered| Lookup::Answer {
             prepared,
             scope,
@@ -318,9 +347,7 @@ impl Snapshot {
             Node::Static(s) => answer(self.static_answer(s, qtype), None, None),
             Node::Steered(s) => self.steered_answer(s, qtype, client, draw),
             Node::Apex(both) => match qtype {
-                TYPE_A | TYPE_AAAA | TYPE_NSEC => {
-                    self.steered_answer(&both.1, qtype, client, draw)
-                }
+                TYPE_A | TYPE_AAAA | TYPE_NSEC => self.steered_answer(&both.1, qtype, client, draw),
                 _ => answer(self.static_answer(&both.0, qtype), None, None),
             },
         }
@@ -520,6 +547,54 @@ impl Snapshot {
 }
 
 impl Compiled {
+    /// The wildcard that answers `name` (any case), a name not in the
+    /// table, as [`Snapshot::lookup`] finds it (views that explain answers).
+    pub fn wildcard_name_for(
+        &self,
+        name: &hickory_proto::rr::Name,
+    ) -> Option<hickory_proto::rr::Name> {
+        self.wildcard_for(&build::wire(name))?;
+        let mut parent = name.to_lowercase().base_name();
+        loop {
+            if self.names.contains_key(&build::wire(&parent)) {
+                return parent.prepend_label("*").ok();
+            }
+            if parent.is_root() {
+                return None;
+            }
+            parent = parent.base_name();
+        }
+    }
+
+    /// The wildcard node that answers lowercase wire `qname`, a name not in
+    /// the table (RFC 4592 4.1): `*` below its closest encloser (the
+    /// longest ancestor that exists, empty non-terminals included), if
+    /// there is one. Only names inside the zone can match.
+    fn wildcard_for(&self, qname: &[u8]) -> Option<&Node> {
+        if !self.has_wildcards {
+            return None;
+        }
+        let mut at = 0;
+        while let Some(&len) = qname.get(at) {
+            if len == 0 || len & 0xc0 != 0 {
+                return None;
+            }
+            at += 1 + usize::from(len);
+            let suffix = qname.get(at..)?;
+            if suffix.len() < self.origin.len() {
+                return None;
+            }
+            if self.names.contains_key(suffix) {
+                let mut wildcard = [0u8; crate::wire::MAX_NAME + 2];
+                let end = 2 + suffix.len();
+                wildcard.get_mut(..2)?.copy_from_slice(b"\x01*");
+                wildcard.get_mut(2..end)?.copy_from_slice(suffix);
+                return self.names.get(&wildcard[..end]);
+            }
+        }
+        None
+    }
+
     /// The NSEC records that prove `denial` for lowercase wire `qname`
     /// (nothing when the zone is unsigned).
     pub fn proof(&self, qname: &[u8], denial: Denial) -> denial::Proof<'_> {
@@ -528,7 +603,7 @@ impl Compiled {
         };
         match denial {
             Denial::None => [None, None],
-            Denial::EmptyNonTerminal => [chain.covering(qname), None],
+            Denial::EmptyNonTerminal | Denial::Wildcard => [chain.covering(qname), None],
             Denial::NxDomain => chain.nxdomain(qname, |n| self.names.contains_key(n)),
         }
     }

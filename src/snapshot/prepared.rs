@@ -93,6 +93,50 @@ impl Prepared {
         })
     }
 
+    /// Encodes `sections` for a wildcard `owner` (RFC 4592): the answer
+    /// serves every name the wildcard covers, so each record owned by the
+    /// wildcard starts with a pointer to the question (the query's name,
+    /// in the client's case) and every other name is written out in full,
+    /// since the question's length is not known here.
+    pub fn encode_expanding(
+        owner: &Name,
+        rcode: u8,
+        sections: &Sections<'_>,
+    ) -> Result<Prepared, ProtoError> {
+        let owner = owner.to_lowercase();
+        let owner_len = owner.len() + 1;
+        let mut body = Vec::with_capacity(256);
+        for record in sections
+            .answers
+            .iter()
+            .chain(&sections.authority)
+            .chain(&sections.additional)
+        {
+            let mut one = Vec::with_capacity(64);
+            let mut enc = BinEncoder::new(&mut one);
+            enc.set_name_encoding(NameEncoding::Uncompressed);
+            record.emit(&mut enc)?;
+            drop(enc);
+            if record.name.to_lowercase() == owner {
+                body.extend_from_slice(&[0xc0, 0x0c]);
+                body.extend_from_slice(one.get(owner_len..).unwrap_or_default());
+            } else {
+                body.extend_from_slice(&one);
+            }
+        }
+        Ok(Prepared {
+            rcode,
+            authoritative: true,
+            answer_count: count(sections.answers.len()),
+            authority_count: count(sections.authority.len()),
+            additional_count: count(sections.additional.len()),
+            body: body.into_boxed_slice(),
+            relocate: Box::new([]),
+            signed: None,
+            rotation: None,
+        })
+    }
+
     /// A bare SERVFAIL: no records, not authoritative.
     pub fn servfail() -> Prepared {
         Prepared {

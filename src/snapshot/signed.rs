@@ -224,8 +224,16 @@ impl Encoder<'_, '_> {
         sections: &Sections<'_>,
         proof: &[&[u8]],
     ) -> Result<Prepared, BuildError> {
-        let mut prepared =
-            Prepared::encode(qname, qtype, rcode, sections).map_err(encode_err(qname, qtype))?;
+        let wildcard = qname.is_wildcard();
+        let encode = |sections: &Sections<'_>| {
+            if wildcard {
+                Prepared::encode_expanding(qname, rcode, sections)
+            } else {
+                Prepared::encode(qname, qtype, rcode, sections)
+            }
+            .map_err(encode_err(qname, qtype))
+        };
+        let mut prepared = encode(sections)?;
         if let Some(s) = self.signing.as_deref_mut() {
             let answers = s.sign_runs(&sections.answers)?;
             let authority = s.sign_runs(&sections.authority)?;
@@ -235,9 +243,7 @@ impl Encoder<'_, '_> {
                 authority: interleave(&sections.authority, &authority),
                 additional: interleave(&sections.additional, &additional),
             };
-            let signed = Prepared::encode(qname, qtype, rcode, &signed)
-                .map_err(encode_err(qname, qtype))?
-                .with_proof(proof);
+            let signed = encode(&signed)?.with_proof(proof);
             prepared.signed = Some(Box::new(signed));
         }
         Ok(prepared)

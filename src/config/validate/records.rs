@@ -325,6 +325,10 @@ impl Validator<'_> {
                     continue;
                 }
             };
+            if let Some(problem) = crate::zone::misplaced_star(&name) {
+                self.err(r.name.span(), "records.name", problem);
+                continue;
+            }
             if !seen.insert(name.clone()) {
                 self.err(
                     r.name.span(),
