@@ -300,7 +300,10 @@ fn steering_rows(s: &Steering, row: &mut impl FnMut(&str, &str)) {
     } else {
         s.answer.join(", ")
     };
+    let all_down = s.fail_open && matches!(s.on_all_down.as_str(), "nodata" | "servfail");
     match &s.region {
+        _ if all_down && s.on_all_down == "servfail" => row("answer", "none: SERVFAIL"),
+        _ if all_down => row("answer", "none: NODATA (NOERROR with the SOA)"),
         Some(region) => row("answer", &format!("{answer} ({region})")),
         None => {
             // Every address a draw can give: too many for one line.
