@@ -61,8 +61,65 @@ fn worker() -> Worker {
     Worker::new(Thread::UdpWorker(0), Arc::new(Stats::new(1)), rng)
 }
 
+/// The record kinds of docs/reference.md §3.10, on top of the default
+/// config (tests/alloc.rs answers the same ones).
+const RECORDS: &str = r#"
+[[records]]
+name   = "all"
+policy = "multivalue"
+
+[[records]]
+name   = "@"
+policy = "failover"
+
+[[records]]
+name   = "*.tenants"
+policy = "failover"
+
+[[networks]]
+cidr    = "10.0.0.0/8"
+regions = ["ap-southeast-1"]
+"#;
+
+/// The default config with [`RECORDS`] added, every region healthy.
+fn snapshot_with_records() -> Snapshot {
+    let path = default_config();
+    snapshot_of_text(&(std::fs::read_to_string(&path).expect("default config") + RECORDS))
+}
+
+/// The default config with us-east-1 a CNAME region (an outside name) and
+/// eu-west-1 one whose target is followed in the zone (tests/alloc.rs).
+fn snapshot_with_cnames() -> Snapshot {
+    let text = std::fs::read_to_string(default_config()).expect("default config");
+    let text = text
+        .replace(
+            "addresses  = [\"192.0.2.10\", \"2001:db8:10::10\"]",
+            "cname = \"lb-use1.elb.example.net.\"",
+        )
+        .replace(
+            "addresses  = [\"198.51.100.10\", \"2001:db8:20::10\"]",
+            "cname = \"www.keiko.example.com.\"",
+        );
+    assert!(text.contains("lb-use1") && text.contains("cname = \"www"));
+    snapshot_of_text(&text)
+}
+
+fn snapshot_of_text(text: &str) -> Snapshot {
+    let path = default_config();
+    let config = keiko_dns::config::Config::parse(&path, text).expect("config parses");
+    let zone = keiko_dns::zone::Zone::load(&config.zone.file, &config.zone.origin).expect("zone");
+    let geo = config
+        .geoip
+        .database
+        .as_ref()
+        .map(|p| Arc::new(keiko_dns::geo::GeoDb::open(p).expect("GeoIP loads")));
+    let n = config.regions.len();
+    let compiled = Compiled::build(Arc::new(config), Arc::new(zone), geo, 2).expect("compiles");
+    Snapshot::new(Arc::new(compiled), vec![true; n], 1)
+}
+
 fn per_class(c: &mut Criterion) {
-    let snap = snapshot_of(&default_config());
+    let snap = snapshot_with_records();
     let mut worker = worker();
     let mut out = Vec::with_capacity(65535);
     let zone = "keiko.example.com";
@@ -81,6 +138,13 @@ fn per_class(c: &mut Criterion) {
             query(&n("api-contracts-geo"), 28, Some(jp)),
         ),
         ("nxdomain", query(&n("no-such-name"), 1, None)),
+        ("multivalue", query(&n("all"), 1, None)),
+        ("apex", query(zone, 1, None)),
+        ("wildcard", query(&n("acme.tenants"), 1, None)),
+        (
+            "geo_ecs_v4_network",
+            query(&n("api-contracts-geo"), 1, Some(&[0, 1, 16, 0, 10, 1])),
+        ),
         (
             "malformed",
             vec![0xab, 0xcd, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xc0, 0x0c],
@@ -90,6 +154,19 @@ fn per_class(c: &mut Criterion) {
     for (name, q) in &classes {
         group.bench_function(*name, |b| {
             b.iter(|| worker.answer(&snap, NOW, black_box(q), CLIENT, Transport::Udp, &mut out))
+        });
+    }
+    let cnames = snapshot_with_cnames();
+    let cname_classes: Vec<(&str, Vec<u8>)> = vec![
+        ("cname_region", query(&n("api-contracts"), 1, None)),
+        (
+            "cname_followed",
+            query(&n("api-contracts-eu-west"), 1, None),
+        ),
+    ];
+    for (name, q) in &cname_classes {
+        group.bench_function(*name, |b| {
+            b.iter(|| worker.answer(&cnames, NOW, black_box(q), CLIENT, Transport::Udp, &mut out))
         });
     }
     group.finish();

@@ -15,7 +15,7 @@ use hickory_proto::rr::Name;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Policy, RegionId};
+use crate::config::{AllDown, Config, Policy, RegionId};
 use crate::snapshot::routing::{self, Choice};
 use crate::snapshot::{NO_LOCATION, NameKind, Snapshot, relative};
 
@@ -120,6 +120,10 @@ pub(crate) struct Explanation {
     pub steering: Option<Steering>,
     /// For static names: the records as the zone file holds them.
     pub static_records: Vec<String>,
+    /// The wildcard the answer is synthesised from (RFC 4592), when the
+    /// name itself does not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wildcard: Option<String>,
     /// The routing table version the explanation was computed from.
     pub snapshot_version: u64,
 }
@@ -165,8 +169,11 @@ pub(crate) struct Steering {
     pub candidates: Vec<Candidate>,
     /// The region answered; `None` for `weighted` (drawn per query).
     pub region: Option<String>,
-    /// No candidate was healthy: answered as if all were.
+    /// No candidate was healthy: answered as `on_all_down` says.
     pub fail_open: bool,
+    /// The record's `on_all_down` ("fail_open", "nodata", "servfail").
+    #[serde(default)]
+    pub on_all_down: String,
     /// The addresses answered (A and AAAA); for `weighted`, every address a
     /// draw can give now.
     pub answer: Vec<String>,
@@ -181,7 +188,8 @@ pub(crate) struct Steering {
 /// The preference list used by `geo`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Preference {
-    /// "country JP", "continent EU" or "default".
+    /// "network 10.20.0.0/16" (`[[networks]]`), "country JP", "continent
+    /// EU" or "default".
     pub source: String,
     pub regions: Vec<String>,
 }
@@ -224,7 +232,13 @@ pub(crate) fn explain(snap: &Snapshot, request: &Request) -> Result<Explanation,
     };
     let geoip = geo_info(snap, address);
 
-    let kind = compiled.kind_of(&name);
+    // A name that does not exist may be answered from a wildcard: explain
+    // that wildcard's answer.
+    let wildcard = match compiled.kind_of(&name) {
+        NameKind::Missing => compiled.wildcard_name_for(&name),
+        _ => None,
+    };
+    let kind = compiled.kind_of(wildcard.as_ref().unwrap_or(&name));
     let zone_name = origin.to_string();
     let fqdn = name.to_string();
     let mut explanation = Explanation {
@@ -236,6 +250,7 @@ pub(crate) fn explain(snap: &Snapshot, request: &Request) -> Result<Explanation,
         geoip,
         steering: None,
         static_records: Vec::new(),
+        wildcard: wildcard.as_ref().map(ToString::to_string),
         snapshot_version: snap.version,
     };
     match kind {
@@ -260,7 +275,7 @@ pub(crate) fn explain(snap: &Snapshot, request: &Request) -> Result<Explanation,
             explanation.static_records = compiled
                 .zone
                 .nodes
-                .get(&name.to_lowercase())
+                .get(&wildcard.as_ref().unwrap_or(&name).to_lowercase())
                 .into_iter()
                 .flat_map(|n| n.values())
                 .flatten()
@@ -276,10 +291,38 @@ pub(crate) fn explain(snap: &Snapshot, request: &Request) -> Result<Explanation,
             let steering = Steering {
                 record: relative(&record.name, origin),
                 ttl: record.ttl,
+                on_all_down: record.on_all_down.as_str().to_owned(),
                 ..steering
             };
             explanation.kind = Kind::Steered;
+            let all_down = steering.fail_open && record.on_all_down != AllDown::FailOpen;
             explanation.summary = match &steering.region {
+                _ if all_down => format!(
+                    "{} policy: no candidate region is healthy, and on_all_down = {:?} \
+                     answers {}",
+                    steering.policy,
+                    record.on_all_down.as_str(),
+                    match record.on_all_down {
+                        AllDown::ServFail => "SERVFAIL",
+                        _ => "NODATA (NOERROR, no answer)",
+                    }
+                ),
+                None if matches!(record.policy, Policy::Multivalue { .. }) => format!(
+                    "multivalue policy answers every address of {} in a rotating order: {}{}",
+                    steering
+                        .candidates
+                        .iter()
+                        .filter(|c| c.chosen)
+                        .map(|c| c.region.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    or_nothing(&steering.answer),
+                    if steering.fail_open {
+                        ", failing open"
+                    } else {
+                        ""
+                    }
+                ),
                 Some(region) => format!(
                     "{} policy answers {} ({region}){}",
                     steering.policy,
@@ -300,8 +343,17 @@ pub(crate) fn explain(snap: &Snapshot, request: &Request) -> Result<Explanation,
                     }
                 ),
             };
+            if let Some(w) = &wildcard {
+                explanation.summary = format!("from the wildcard {w}: {}", explanation.summary);
+            }
             explanation.steering = Some(steering);
         }
+    }
+    if let (Some(w), Kind::Static) = (&wildcard, &explanation.kind) {
+        explanation.summary = format!(
+            "synthesised from the wildcard {w} of the zone file, with {fqdn} as owner \
+             (same answer for every client)"
+        );
     }
     Ok(explanation)
 }
@@ -406,7 +458,7 @@ fn steer(
                 .get(class)
                 .and_then(|c| c.residency)
         }
-        Policy::Failover | Policy::Weighted => snap.residency_of(ip).0,
+        Policy::Failover | Policy::Weighted | Policy::Multivalue { .. } => snap.residency_of(ip).0,
     };
     let residency = block
         .and_then(|b| config.residency.get(b))
@@ -420,9 +472,15 @@ fn steer(
     let mut preference = None;
     let mut shares: Vec<(RegionId, f64)> = Vec::new();
     let mut fail_open = choice.fail_open;
+    let mut set = None;
     let order: Vec<RegionId> = match policy {
         Policy::Region(r) => vec![r],
         Policy::Failover => allowed.clone(),
+        Policy::Multivalue { .. } => {
+            let (values, _) = snap.value_set(ip);
+            set = Some(values.mask);
+            allowed.clone()
+        }
         Policy::Weighted => {
             let table = routing::weighted(config, &snap.healthy, block);
             fail_open = table.fail_open;
@@ -431,13 +489,16 @@ fn steer(
         }
         Policy::Geo => {
             let (class, _) = snap.geo_class(ip);
-            let list = snap
-                .compiled
-                .geo_classes
-                .get(class)
-                .map_or(&config.geoip.default, |c| &c.list);
+            let class = snap.compiled.geo_classes.get(class);
+            let list = class.map_or(&config.geoip.default, |c| &c.list);
+            let network = class
+                .and_then(|c| c.network)
+                .and_then(|n| config.networks.get(n));
             preference = Some(Preference {
-                source: list_source(config, geo),
+                source: match network {
+                    Some(n) => format!("network {}", n.cidr),
+                    None => list_source(config, geo),
+                },
                 regions: names(list),
             });
             routing::geo_order(config, list, block)
@@ -457,20 +518,33 @@ fn steer(
                 share_percent: weighted.then(|| round1(share.unwrap_or(0.0))),
                 chosen: if weighted {
                     share.is_some_and(|s| s > 0.0)
+                } else if let Some(mask) = set {
+                    mask & (1 << r) != 0
                 } else {
                     r == choice.region
                 },
             }
         })
         .collect();
-    let addresses = |r: RegionId| -> Vec<String> {
-        config.regions[r]
-            .addresses
+    let addresses = |r: RegionId| -> Vec<String> { config.regions[r].answer_texts() };
+    let (region, answer) = if let (Some(mask), Policy::Multivalue { max_answers }) = (set, policy) {
+        let members = routing::members(config, mask);
+        let take = usize::from(max_answers);
+        let v4 = members
             .iter()
-            .map(ToString::to_string)
-            .collect()
-    };
-    let (region, answer) = if weighted {
+            .flat_map(|&r| &config.regions[r].ipv4)
+            .take(take);
+        let v6 = members
+            .iter()
+            .flat_map(|&r| &config.regions[r].ipv6)
+            .take(take);
+        (
+            None,
+            v4.map(ToString::to_string)
+                .chain(v6.map(ToString::to_string))
+                .collect(),
+        )
+    } else if weighted {
         (
             None,
             shares.iter().flat_map(|&(r, _)| addresses(r)).collect(),
@@ -499,6 +573,7 @@ fn steer(
         candidates,
         region,
         fail_open,
+        on_all_down: String::new(),
         answer,
         ecs_scope,
         client_scope: address.and(scope),

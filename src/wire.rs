@@ -18,6 +18,7 @@ pub(crate) const FLAG_CD: u16 = 0x0010;
 
 // Response codes (the header's four bits).
 pub(crate) const NOERROR: u8 = 0;
+pub(crate) const SERVFAIL: u8 = 2;
 pub(crate) const NXDOMAIN: u8 = 3;
 
 // Classes.

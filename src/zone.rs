@@ -157,6 +157,22 @@ impl Zone {
 
 /// A problem at the entry starting on `line` of `text`; `key` defaults to
 /// the entry as written.
+/// Why `name` is not a usable name: a `*` label anywhere but first (RFC
+/// 4592 wildcards are `*` as the leftmost label only), or a label that
+/// holds a `*` among other characters, which is no wildcard at all.
+pub fn misplaced_star(name: &Name) -> Option<String> {
+    let labels: Vec<&[u8]> = name.iter().collect();
+    let (last, rest) = labels.split_first()?;
+    let rest_star = rest.iter().any(|l| l.contains(&b'*'));
+    let first_bad = last.contains(&b'*') && *last != b"*";
+    (rest_star || first_bad).then(|| {
+        format!(
+            "{name}: a '*' is a wildcard only as the whole leftmost label (RFC 4592), \
+             e.g. \"*.tenants\"; anywhere else it is not allowed"
+        )
+    })
+}
+
 fn problem(path: &Path, text: &str, line: usize, key: &str, message: String) -> ZoneProblem {
     let written = text.lines().nth(line.saturating_sub(1)).unwrap_or("");
     let col = written.chars().take_while(|c| c.is_whitespace()).count() + 1;
@@ -341,13 +357,9 @@ fn first_problem(
                 ),
             ));
         }
-        if name.is_wildcard() {
+        if let Some(problem) = misplaced_star(name) {
             let line = at(name, &|_| true);
-            return Some((
-                line,
-                name.to_string(),
-                "wildcard names are not supported; write each name out".into(),
-            ));
+            return Some((line, name.to_string(), problem));
         }
         for (rtype, records) in node {
             if let Some(r) = records.iter().find(|r| r.dns_class != DNSClass::IN) {

@@ -72,9 +72,35 @@ fn query(name: &str, qtype: u16, edns: bool, ecs: Option<&[u8]>) -> Vec<u8> {
 /// The default snapshot, with `extra` config appended (paths still resolve
 /// against `zones/`).
 fn snapshot(extra: &str) -> Snapshot {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/keiko.toml");
-    let text = std::fs::read_to_string(&path).expect("default config") + extra;
-    let config = Config::parse(&path, &text).expect("config parses");
+    snapshot_from(&(base_config() + RECORDS + extra))
+}
+
+fn config_path() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("zones/keiko.toml")
+}
+
+fn base_config() -> String {
+    std::fs::read_to_string(config_path()).expect("default config")
+}
+
+/// The default config with us-east-1 a CNAME region (a load balancer's
+/// name) and eu-west-1 one pointing into the zone (`www`, a CNAME chain).
+fn cname_config(extra: &str) -> String {
+    let text = base_config();
+    let us = "addresses  = [\"192.0.2.10\", \"2001:db8:10::10\"]";
+    let eu = "addresses  = [\"198.51.100.10\", \"2001:db8:20::10\"]";
+    assert!(
+        text.contains(us) && text.contains(eu),
+        "zones/keiko.toml changed"
+    );
+    text.replace(us, "cname = \"lb-use1.elb.example.net.\"")
+        .replace(eu, "cname = \"www.keiko.example.com.\"")
+        + extra
+}
+
+fn snapshot_from(text: &str) -> Snapshot {
+    let path = config_path();
+    let config = Config::parse(&path, text).expect("config parses");
     let zone = Zone::load(&config.zone.file, &config.zone.origin).expect("zone loads");
     let geo = config
         .geoip
@@ -96,6 +122,36 @@ fn snapshot(extra: &str) -> Snapshot {
     .expect("compiles");
     Snapshot::new(Arc::new(compiled), vec![true, false, true], 1)
 }
+
+/// The answer kinds of docs/reference.md §3.10 on top of the default
+/// config: multivalue, all-down policies, a client network.
+const RECORDS: &str = r#"
+[[records]]
+name   = "all"
+policy = "multivalue"
+
+[[records]]
+name   = "@"
+policy = "failover"
+
+[[records]]
+name   = "*.tenants"
+policy = "failover"
+
+[[records]]
+name        = "strict-nodata"
+policy      = "failover"
+on_all_down = "nodata"
+
+[[records]]
+name        = "strict-servfail"
+policy      = "failover"
+on_all_down = "servfail"
+
+[[networks]]
+cidr    = "10.0.0.0/8"
+regions = ["ap-southeast-1"]
+"#;
 
 /// A `[dnssec]` section with a fresh key in `dir`.
 fn dnssec_extra(dir: &Path) -> String {
@@ -122,6 +178,40 @@ fn answering_allocates_nothing() {
     ] {
         answer_every_class(&snapshot(extra), extra);
     }
+    for extra in ["", signed.as_str()] {
+        answer_cname_classes(&snapshot_from(&cname_config(extra)), extra);
+    }
+}
+
+/// CNAME regions: us-east-1 (healthy) answers its load balancer's name;
+/// eu-west-1's target is followed inside the zone.
+fn answer_cname_classes(snap: &Snapshot, what_config: &str) {
+    let zone = "keiko.example.com";
+    let n = |s: &str| format!("{s}.{zone}");
+    use ResponseCode::NoError;
+    let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
+        (
+            "failover to a CNAME region",
+            query(&n("api-contracts"), 1, false, None),
+            answer(NoError, 1, &[]),
+        ),
+        (
+            "CNAME region, MX, EDNS",
+            query(&n("api-contracts"), 15, true, None),
+            answer(NoError, 1, &[]),
+        ),
+        (
+            "CNAME region followed in the zone",
+            query(&n("api-contracts-eu-west"), 1, true, None),
+            answer(NoError, 3, &["192.0.2.80"]),
+        ),
+        (
+            "CNAME region followed, AAAA",
+            query(&n("api-contracts-eu-west"), 28, false, None),
+            answer(NoError, 3, &["2001:db8:10::80"]),
+        ),
+    ];
+    run_cases(snap, what_config, &cases);
 }
 
 /// What a case must get back.
@@ -150,16 +240,12 @@ fn answer(rcode: ResponseCode, answers: usize, addresses: &'static [&'static str
 const NOW: u32 = 1_700_000_000;
 
 fn answer_every_class(snap: &Snapshot, what_config: &str) {
-    let rng = SmallRng::seed_from_u64(7);
-    let mut worker = Worker::new(Thread::UdpWorker(0), Arc::new(Stats::new(1)), rng);
-    let mut out = Vec::with_capacity(65535);
-    let client = IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1));
-
     let gb = [0u8, 1, 24, 0, 81, 2, 69];
     let jp = [0u8, 2, 48, 0, 0x20, 0x01, 0x02, 0x18, 0, 0];
+    let net10 = [0u8, 1, 16, 0, 10, 1];
     let zone = "keiko.example.com";
     let n = |s: &str| format!("{s}.{zone}");
-    use ResponseCode::{FormErr, NXDomain, NoError, Refused};
+    use ResponseCode::{FormErr, NXDomain, NoError, Refused, ServFail};
     // us-east-1 and ap-southeast-1 are healthy, eu-west-1 is down. The
     // client is in the US (geoip-fixtures/README.md), so steering by source
     // takes the policy's own path; the GB subnet is under EU residency,
@@ -228,6 +314,51 @@ fn answer_every_class(snap: &Snapshot, what_config: &str) {
             answer(NoError, 1, eu_west),
         ),
         (
+            "multivalue (rotating)",
+            query(&n("all"), 1, false, None),
+            answer(NoError, 2, &["192.0.2.10", "203.0.113.10"]),
+        ),
+        (
+            "multivalue AAAA, EDNS",
+            query(&n("all"), 28, true, None),
+            answer(NoError, 2, &["2001:db8:10::10", "2001:db8:30::10"]),
+        ),
+        (
+            "multivalue with ECS (residency, fail open)",
+            query(&n("all"), 1, true, Some(&gb)),
+            answer(NoError, 1, eu_west),
+        ),
+        (
+            "steered apex",
+            query(zone, 1, true, None),
+            answer(NoError, 1, us_east),
+        ),
+        (
+            "steered wildcard",
+            query(&n("acme.tenants"), 1, true, None),
+            answer(NoError, 1, us_east),
+        ),
+        (
+            "below a wildcard's parent, no match: NXDOMAIN",
+            query(&n("x.missing"), 1, true, None),
+            answer(NXDomain, 0, &[]),
+        ),
+        (
+            "all down: nodata",
+            query(&n("strict-nodata"), 1, true, Some(&gb)),
+            answer(NoError, 0, &[]),
+        ),
+        (
+            "all down: servfail",
+            query(&n("strict-servfail"), 1, true, Some(&gb)),
+            answer(ServFail, 0, &[]),
+        ),
+        (
+            "geo ECS in a network",
+            query(&n("api-contracts-geo"), 1, true, Some(&net10)),
+            answer(NoError, 1, &["203.0.113.10"]),
+        ),
+        (
             "NXDOMAIN",
             query(&n("missing"), 1, true, None),
             answer(NXDomain, 0, &[]),
@@ -254,6 +385,14 @@ fn answer_every_class(snap: &Snapshot, what_config: &str) {
         ),
         ("too short", vec![1, 2, 3], Expect::Nothing),
     ];
+    run_cases(snap, what_config, &cases);
+}
+
+fn run_cases(snap: &Snapshot, what_config: &str, cases: &[(&str, Vec<u8>, Expect)]) {
+    let rng = SmallRng::seed_from_u64(7);
+    let mut worker = Worker::new(Thread::UdpWorker(0), Arc::new(Stats::new(1)), rng);
+    let mut out = Vec::with_capacity(65535);
+    let client = IpAddr::V4(Ipv4Addr::new(127, 0, 1, 1));
     // The counter itself works: one box is one allocation.
     COUNTING.store(true, Ordering::Relaxed);
     let probe = std::hint::black_box(Box::new(7u64));
@@ -264,11 +403,11 @@ fn answer_every_class(snap: &Snapshot, what_config: &str) {
     // Warm up, since first uses may set up lazily allocated state; the
     // first answer to each query is the one checked (later repeats may be
     // rate limited).
-    for (what, q, expect) in &cases {
+    for (what, q, expect) in cases {
         let answered = worker.answer(snap, NOW, q, client, Transport::Udp, &mut out);
         check(what, what_config, answered.then_some(&out[..]), expect);
     }
-    for (what, q, _) in &cases {
+    for (what, q, _) in cases {
         ALLOCATIONS.store(0, Ordering::Relaxed);
         COUNTING.store(true, Ordering::Relaxed);
         for _ in 0..1000 {

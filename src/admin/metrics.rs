@@ -244,6 +244,15 @@ pub(crate) fn render(plane: &ControlPlane) -> String {
         [(Labels::new(), totals.fail_open)],
     );
     f.counter(
+        "keiko_dns_all_down",
+        "Steered answers given while no candidate region was healthy, by the record's \
+         on_all_down (fail open is counted in keiko_dns_fail_open).",
+        [
+            (l(&[("policy", "nodata")]), totals.all_down[0]),
+            (l(&[("policy", "servfail")]), totals.all_down[1]),
+        ],
+    );
+    f.counter(
         "keiko_dns_truncated",
         "Responses cut to the client's size with TC set.",
         [(Labels::new(), totals.truncated)],

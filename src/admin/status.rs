@@ -201,6 +201,16 @@ pub struct RecordStatus {
     pub answer: Vec<String>,
     /// The region behind `answer`, when it is one region.
     pub region: Option<String>,
+    /// `multivalue`: the regions behind `answer`, by priority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set: Option<Vec<String>>,
+    /// What the record answers when no candidate is healthy.
+    #[serde(default)]
+    pub on_all_down: String,
+    /// Set when no candidate is healthy now: the `on_all_down` in effect
+    /// (`answer` is then empty for "nodata" and "servfail").
+    #[serde(default)]
+    pub all_down: Option<String>,
 }
 
 pub(crate) fn build(plane: &ControlPlane, events: usize) -> Status {
@@ -214,13 +224,7 @@ pub(crate) fn build(plane: &ControlPlane, events: usize) -> Status {
         .clone()
         .unwrap_or_else(|| config.server.region.clone());
     let shares = snap.weighted_default().shares();
-    let addresses = |i: usize| {
-        config.regions[i]
-            .addresses
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-    };
+    let addresses = |i: usize| config.regions[i].answer_texts();
     let regions = config
         .regions
         .iter()
@@ -260,25 +264,52 @@ pub(crate) fn build(plane: &ControlPlane, events: usize) -> Status {
         .records
         .iter()
         .map(|rec| {
-            let (answer, region) = match rec.policy {
+            let (choice, _) = snap.steer(rec.policy, NO_LOCATION, &mut |_| 0);
+            let fail_open = match rec.policy {
+                Policy::Weighted => snap.weighted_default().fail_open,
+                _ => choice.fail_open,
+            };
+            let mut set = None;
+            let (mut answer, region) = match rec.policy {
                 Policy::Weighted => (
                     shares.iter().flat_map(|&(i, _)| addresses(i)).collect(),
                     None,
                 ),
-                policy => {
-                    let (choice, _) = snap.steer(policy, NO_LOCATION, &mut |_| 0);
+                Policy::Multivalue { max_answers } => {
+                    let (values, _) = snap.value_set(NO_LOCATION);
+                    let members = crate::snapshot::routing::members(config, values.mask);
+                    set = Some(
+                        members
+                            .iter()
+                            .map(|&r| config.regions[r].name.clone())
+                            .collect(),
+                    );
                     (
-                        addresses(choice.region),
-                        Some(config.regions[choice.region].name.clone()),
+                        crate::snapshot::routing::value_addresses(config, values.mask, max_answers)
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect(),
+                        None,
                     )
                 }
+                _ => (
+                    addresses(choice.region),
+                    Some(config.regions[choice.region].name.clone()),
+                ),
             };
+            let all_down = fail_open.then(|| rec.on_all_down.as_str().to_owned());
+            if fail_open && rec.on_all_down != crate::config::AllDown::FailOpen {
+                answer.clear();
+            }
             RecordStatus {
                 name: crate::snapshot::relative(&rec.name, origin),
                 policy: rec.policy.as_str().to_owned(),
                 ttl: rec.ttl,
                 answer,
                 region,
+                set,
+                on_all_down: rec.on_all_down.as_str().to_owned(),
+                all_down,
             }
         })
         .collect();

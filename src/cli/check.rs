@@ -66,7 +66,7 @@ pub(super) fn run(path: &Path) -> ExitCode {
             r.name,
             r.priority,
             r.weight,
-            join(r.addresses.iter())
+            r.answer_texts().join(", ")
         );
     }
     let snap = Snapshot::new(compiled.clone(), vec![true; config.regions.len()], 0);
@@ -74,6 +74,14 @@ pub(super) fn run(path: &Path) -> ExitCode {
     for rec in &config.records {
         let region = match rec.policy {
             Policy::Weighted => "by weight".to_string(),
+            Policy::Multivalue { .. } => {
+                let (set, _) = snap.value_set(std::net::Ipv4Addr::UNSPECIFIED.into());
+                let names: Vec<&str> = crate::snapshot::routing::members(config, set.mask)
+                    .iter()
+                    .map(|&r| config.regions[r].name.as_str())
+                    .collect();
+                format!("all of {}", names.join(", "))
+            }
             policy => {
                 let (choice, _) =
                     snap.steer(policy, std::net::Ipv4Addr::UNSPECIFIED.into(), &mut |_| 0);

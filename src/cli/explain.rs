@@ -161,6 +161,12 @@ pub(super) fn render(e: &Explanation) -> String {
         }
         return text;
     }
+    if let Some(w) = &e.wildcard {
+        row(
+            "wildcard",
+            &format!("{} does not exist: answered from {w}", e.name),
+        );
+    }
     row("location", &location_text(e));
     row("geoip", &geoip_text(e));
     if let Some(s) = &e.steering {
@@ -223,6 +229,10 @@ fn steering_rows(s: &Steering, row: &mut impl FnMut(&str, &str)) {
         }
         "failover" => row("preference", "failover order, by priority"),
         "weighted" => row("preference", "drawn by weight among healthy candidates"),
+        "multivalue" => row(
+            "preference",
+            "every healthy candidate's addresses, by priority, in a rotating order",
+        ),
         _ => row("preference", "fixed region: answered whatever its health"),
     }
     let residency = if !s.residency_applies {
@@ -268,17 +278,40 @@ fn steering_rows(s: &Steering, row: &mut impl FnMut(&str, &str)) {
             "YES: no candidate is healthy, so it answers as if all were (as Route53 does)"
         }
     };
+    let all_down;
+    let fail_open = match s.on_all_down.as_str() {
+        "nodata" | "servfail" if s.fail_open => {
+            all_down = format!(
+                "NO: no candidate is healthy and on_all_down = {:?}: the answer is {}",
+                s.on_all_down,
+                if s.on_all_down == "servfail" {
+                    "SERVFAIL"
+                } else {
+                    "NODATA"
+                }
+            );
+            all_down.as_str()
+        }
+        _ => fail_open,
+    };
     row("fail-open", fail_open);
     let answer = if s.answer.is_empty() {
         "(no addresses)".to_owned()
     } else {
         s.answer.join(", ")
     };
+    let all_down = s.fail_open && matches!(s.on_all_down.as_str(), "nodata" | "servfail");
     match &s.region {
+        _ if all_down && s.on_all_down == "servfail" => row("answer", "none: SERVFAIL"),
+        _ if all_down => row("answer", "none: NODATA (NOERROR with the SOA)"),
         Some(region) => row("answer", &format!("{answer} ({region})")),
         None => {
             // Every address a draw can give: too many for one line.
-            row("answer", "one region per query, drawn by the shares above:");
+            if s.policy == "multivalue" {
+                row("answer", "all of these, the order rotating per query:");
+            } else {
+                row("answer", "one region per query, drawn by the shares above:");
+            }
             let mut line = String::new();
             for address in &s.answer {
                 if !line.is_empty() && line.len() + address.len() > 60 {

@@ -303,6 +303,9 @@ mod tests {
                 ttl: 60,
                 answer: vec!["198.51.100.10".into()],
                 region: Some("eu-west-1".into()),
+                set: None,
+                on_all_down: "fail_open".into(),
+                all_down: None,
             }],
             events: vec![Event {
                 time: "2026-01-01T00:00:05Z".into(),

@@ -59,6 +59,22 @@ impl<'a> Sink<'a> {
         (line, col)
     }
 
+    /// An error at a position already turned into (line, column).
+    pub(super) fn error_at(
+        &mut self,
+        (line, col): (usize, usize),
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.found.push(Diagnostic {
+            file: self.file.to_owned(),
+            line,
+            col,
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+
     pub(super) fn error(
         &mut self,
         span: Range<usize>,

@@ -45,6 +45,9 @@ pub struct Config {
     /// In the order written; `priority` gives failover order.
     pub regions: Vec<Region>,
     pub records: Vec<Record>,
+    /// `[[networks]]`: client networks with their preference lists, which
+    /// beat `geoip` for `geo` records (longest prefix wins).
+    pub networks: Vec<Network>,
     pub notify: Vec<Notify>,
     /// `[fleet]`: several instances that answer as one (docs/reference.md
     /// §9); `None` for a single instance.
@@ -219,6 +222,14 @@ pub struct Geoip {
     pub countries: BTreeMap<String, Vec<RegionId>>,
 }
 
+/// A `[[networks]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    /// Normalised (host bits cleared as written is an error).
+    pub cidr: IpNet,
+    pub regions: Vec<RegionId>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Residency {
     pub name: String,
@@ -238,6 +249,9 @@ pub struct Region {
     pub ipv6: Vec<Ipv6Addr>,
     /// Addresses in the order written; the first is probed without `health_url`.
     pub addresses: Vec<std::net::IpAddr>,
+    /// A CNAME region (no addresses): steered answers are a CNAME to this
+    /// name (fully qualified, lowercase).
+    pub cname: Option<Name>,
     pub health_url: Option<String>,
     pub expect_body: Option<String>,
     /// Where its health probes go, derived from the keys above.
@@ -259,6 +273,14 @@ pub enum ProbeTarget {
     },
     /// A TCP connect to `addr` is the whole check.
     Tcp { addr: SocketAddr },
+    /// GET `url` (Host and SNI its host name) over a connection to `host`
+    /// (a CNAME region's target), resolved by the prober at each probe
+    /// with its own resolver, never through this server, on `port`.
+    HttpVia {
+        url: reqwest::Url,
+        host: String,
+        port: u16,
+    },
 }
 
 impl ProbeTarget {
@@ -275,6 +297,7 @@ impl ProbeTarget {
                 connect_to: None,
             } => url.to_string(),
             ProbeTarget::Tcp { addr } => format!("tcp://{addr}"),
+            ProbeTarget::HttpVia { url, host, port } => format!("{url} via {host}:{port}"),
         }
     }
 }
@@ -285,8 +308,33 @@ pub struct Record {
     pub name: Name,
     pub policy: Policy,
     pub ttl: u32,
+    /// What is answered when no candidate region is healthy.
+    pub on_all_down: AllDown,
     /// Where the record's `name` is written, for errors found later.
     pub at: (usize, usize),
+}
+
+/// `on_all_down`: what a steered name answers when no candidate region
+/// is healthy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AllDown {
+    /// Answer as if every candidate were healthy (the default).
+    #[default]
+    FailOpen,
+    /// NOERROR with the SOA and no answer.
+    NoData,
+    /// SERVFAIL.
+    ServFail,
+}
+
+impl AllDown {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AllDown::FailOpen => "fail_open",
+            AllDown::NoData => "nodata",
+            AllDown::ServFail => "servfail",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,6 +343,10 @@ pub enum Policy {
     Geo,
     Weighted,
     Region(RegionId),
+    /// Every healthy region's addresses, at most `max_answers` records.
+    Multivalue {
+        max_answers: u8,
+    },
 }
 
 impl Policy {
@@ -304,6 +356,7 @@ impl Policy {
             Policy::Geo => "geo",
             Policy::Weighted => "weighted",
             Policy::Region(_) => "region",
+            Policy::Multivalue { .. } => "multivalue",
         }
     }
 }
@@ -393,6 +446,16 @@ fn token_env() -> Option<String> {
     std::env::var("KEIKO_ADMIN_TOKEN")
         .ok()
         .filter(|t| !t.is_empty())
+}
+
+impl Region {
+    /// What the region answers, as text: its addresses, or `CNAME target`.
+    pub fn answer_texts(&self) -> Vec<String> {
+        match &self.cname {
+            Some(target) => vec![format!("CNAME {target}")],
+            None => self.addresses.iter().map(ToString::to_string).collect(),
+        }
+    }
 }
 
 impl Config {

@@ -28,6 +28,8 @@ pub(super) struct File {
     #[serde(default)]
     pub records: Vec<Spanned<Record>>,
     #[serde(default)]
+    pub networks: Vec<Spanned<Network>>,
+    #[serde(default)]
     pub notify: Vec<Spanned<Notify>>,
     #[serde(default)]
     pub fleet: Option<Spanned<Fleet>>,
@@ -130,6 +132,14 @@ pub(super) struct Residency {
     pub regions: Spanned<Vec<Spanned<String>>>,
 }
 
+/// `[[networks]]`: a client network whose preference list beats GeoIP.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Network {
+    pub cidr: Spanned<String>,
+    pub regions: Spanned<Vec<Spanned<String>>>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Region {
@@ -139,7 +149,9 @@ pub(super) struct Region {
     #[serde(default)]
     pub capacity: Option<Spanned<i64>>,
     pub endpoint: Spanned<String>,
-    pub addresses: Spanned<Vec<Spanned<String>>>,
+    pub addresses: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Instead of addresses: answer a CNAME to this name.
+    pub cname: Option<Spanned<String>>,
     pub health_url: Option<Spanned<String>>,
     pub expect_body: Option<Spanned<String>>,
 }
@@ -151,6 +163,18 @@ pub(super) struct Record {
     pub policy: Spanned<PolicyName>,
     pub ttl: Option<Spanned<i64>>,
     pub region: Option<Spanned<String>>,
+    /// What to answer when no candidate region is healthy.
+    pub on_all_down: Option<Spanned<AllDownName>>,
+    /// `multivalue` only: at most this many records per answer.
+    pub max_answers: Option<Spanned<i64>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum AllDownName {
+    FailOpen,
+    Nodata,
+    Servfail,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -160,6 +184,7 @@ pub(super) enum PolicyName {
     Geo,
     Weighted,
     Region,
+    Multivalue,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,7 +12,7 @@ use arc_swap::ArcSwap;
 
 use super::answers::{AnswerHistory, AnswerTotals};
 use super::load::{LoadError, Loaded, load};
-use crate::config::Policy;
+use crate::config::{AllDown, Policy};
 use crate::dataplane::{Stats, unix_seconds};
 use crate::dnssec::Signer;
 use crate::dnssec::keys::KeyError;
@@ -253,7 +253,7 @@ impl Publisher {
         };
         let (choice, _) = snap.steer(record.policy, NO_LOCATION, &mut |_| 0);
         let region = &config.regions[choice.region];
-        region.addresses.iter().map(ToString::to_string).collect()
+        region.answer_texts()
     }
 
     /// Replaces the cookie secret, keeping the old one valid (RFC 9018
@@ -279,7 +279,26 @@ impl Publisher {
             inner.cookies.clone(),
         );
         if snapshot.failover_default().fail_open {
-            tracing::warn!("no region is healthy: answering as if all were (fail open)");
+            let config = snapshot.config();
+            let by = |policy: AllDown| -> Vec<String> {
+                config
+                    .records
+                    .iter()
+                    .filter(|r| r.on_all_down == policy && !matches!(r.policy, Policy::Region(_)))
+                    .map(|r| crate::snapshot::relative(&r.name, &config.zone.origin))
+                    .collect()
+            };
+            let (nodata, servfail) = (by(AllDown::NoData), by(AllDown::ServFail));
+            if nodata.is_empty() && servfail.is_empty() {
+                tracing::warn!("no region is healthy: answering as if all were (fail open)");
+            } else {
+                tracing::warn!(
+                    nodata = nodata.join(",").as_str(),
+                    servfail = servfail.join(",").as_str(),
+                    "no region is healthy: answering as if all were (fail open), except the \
+                     records whose on_all_down is nodata or servfail"
+                );
+            }
         }
         self.table.store(Arc::new(snapshot));
         version

@@ -20,7 +20,7 @@ use rand::rngs::SmallRng;
 
 use crate::guard::cookie::{self, Verdict};
 use crate::guard::rrl::Decision;
-use crate::snapshot::{Lookup, Snapshot};
+use crate::snapshot::{Lookup, Outcome, Snapshot};
 use crate::wire::{
     CLASS_CH, CLASS_IN, FLAG_AA, FLAG_CD, FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN, OPCODE_MASK,
     OPTION_COOKIE, OPTION_NSID, OPTION_SUBNET, TSIG_BADKEY, TYPE_ANY, TYPE_AXFR, TYPE_IXFR,
@@ -217,6 +217,7 @@ impl Steer {
                 scope,
                 steered,
                 denial,
+                rotate,
             } => {
                 let dnssec_ok = q.edns.as_ref().is_some_and(|e| e.dnssec_ok);
                 let prepared = prepared.variant(dnssec_ok);
@@ -226,10 +227,16 @@ impl Steer {
                     [None, None]
                 };
                 let proof_records = 2 * proof.iter().flatten().count() as u16;
-                if let Some((record, region, fail_open)) = steered {
-                    snap.compiled.counters.count(self.index, record, region);
-                    if fail_open {
-                        self.stats.row(self.index).fail_open();
+                if let Some((record, region, outcome)) = steered {
+                    let row = self.stats.row(self.index);
+                    match outcome {
+                        Outcome::Chosen => {}
+                        Outcome::FailOpen => row.fail_open(),
+                        Outcome::NoData => row.all_down(0),
+                        Outcome::ServFail => row.all_down(1),
+                    }
+                    if outcome.answered() {
+                        snap.compiled.counters.count(self.index, record, region);
                     }
                 }
                 if subnet.is_some_and(|s| s.source_prefix > 0) {
@@ -246,7 +253,7 @@ impl Steer {
                     out,
                 );
                 let shift = q.qname().len().saturating_sub(snap.compiled.origin_len());
-                prepared.write(out, shift);
+                prepared.write_rotated(out, shift, rotate);
                 for nsec in proof.into_iter().flatten() {
                     out.extend_from_slice(nsec);
                 }

@@ -60,6 +60,9 @@ pub struct WorkerStats {
     pub queries: [AtomicU64; 2],
     pub responses: [AtomicU64; RCODES.len()],
     pub fail_open: AtomicU64,
+    /// Steered answers while every candidate was down, by `on_all_down`:
+    /// nodata, servfail.
+    pub all_down: [AtomicU64; 2],
     /// Packets not answered: unparseable, or responses sent to us.
     pub dropped: AtomicU64,
     pub truncated: AtomicU64,
@@ -85,6 +88,12 @@ impl WorkerStats {
     }
     pub fn fail_open(&self) {
         bump(&self.fail_open);
+    }
+    /// An all-down answer: 0 nodata, 1 servfail.
+    pub fn all_down(&self, which: usize) {
+        if let Some(c) = self.all_down.get(which) {
+            bump(c);
+        }
     }
     pub fn dropped(&self) {
         bump(&self.dropped);
@@ -127,6 +136,8 @@ pub struct Totals {
     pub tcp: u64,
     pub responses: [u64; RCODES.len()],
     pub fail_open: u64,
+    /// nodata, servfail.
+    pub all_down: [u64; 2],
     pub dropped: u64,
     pub truncated: u64,
     pub rate_limited: u64,
@@ -173,6 +184,9 @@ impl Stats {
                 *sum += get(c);
             }
             t.fail_open += get(&row.fail_open);
+            for (sum, c) in t.all_down.iter_mut().zip(&row.all_down) {
+                *sum += get(c);
+            }
             t.dropped += get(&row.dropped);
             t.truncated += get(&row.truncated);
             t.rate_limited += get(&row.rate_limited);

@@ -88,6 +88,9 @@ pub enum GeoError {
 }
 
 /// What [`GeoDb::walk`] calls for each network.
+/// Classifies a location inside network `i` (`Some(i)`) or outside all of them.
+pub type NetworkClassify<'a> = dyn FnMut(Option<usize>, Option<&str>, Option<&str>) -> u32 + 'a;
+
 type NetworkVisitor<'a> = dyn FnMut(IpNet, &LookupResult<'_, Vec<u8>>) -> Result<(), GeoError> + 'a;
 
 /// An opened, validated MaxMind DB with a country or city layout.
@@ -293,8 +296,76 @@ impl GeoDb {
         &self,
         classify: &mut dyn FnMut(Option<&str>, Option<&str>) -> u32,
     ) -> Result<ClientMap, GeoError> {
-        let unknown = classify(None, None);
+        self.compile_with_networks(
+            &mut |_, country, continent| classify(country, continent),
+            &[],
+        )
+    }
+
+    /// As [`GeoDb::compile`], with `networks` laid over the database: every address inside
+    /// `networks[i]` maps to `classify(Some(i), country, continent)` (its own location still
+    /// passed, for residency), the longest network containing the address winning; the
+    /// others to `classify(None, country, continent)`. The map stays one tree, and since
+    /// a network's classes are its own, no leaf inside a network reaches outside it: the
+    /// ECS scope is never wider than the network matched.
+    pub fn compile_with_networks(
+        &self,
+        classify: &mut NetworkClassify<'_>,
+        networks: &[IpNet],
+    ) -> Result<ClientMap, GeoError> {
+        let unknown = classify(None, None, None);
         let mut builder = Builder::new(unknown);
+        let ipv6 = self.reader.metadata().ip_version == 6;
+        let too_large = |_| GeoError::TooLarge {
+            path: self.path.clone(),
+        };
+        self.walk_all(&mut builder, &mut |c, k| classify(None, c, k))?;
+        // Shorter networks first, so a longer one overrides what it covers.
+        let mut order: Vec<usize> = (0..networks.len()).collect();
+        order.sort_by_key(|&i| networks[i].prefix_len());
+        for i in order {
+            let net = networks[i];
+            let unknown = classify(Some(i), None, None);
+            if matches!(net, IpNet::V6(_)) && !ipv6 {
+                // An IPv4-only database places no IPv6 client: the whole network is
+                // one class, of no location.
+                builder.insert(net, unknown).map_err(too_large)?;
+                continue;
+            }
+            let mut cache: HashMap<usize, u32> = HashMap::new();
+            self.walk(net, &mut |found, result| {
+                let value = self.classify(
+                    result,
+                    &mut cache,
+                    &mut |country, continent| classify(Some(i), country, continent),
+                    unknown,
+                )?;
+                // The database may answer with a network wider than ours (or, for
+                // IPv4 in an IPv6 database, in the other family): clip it to ours.
+                let inside = match (found, net) {
+                    (IpNet::V4(f), IpNet::V4(n)) if n.contains(&f) => found,
+                    (IpNet::V6(f), IpNet::V6(n)) if n.contains(&f) => found,
+                    _ => net,
+                };
+                builder.insert(inside, value).map_err(too_large)
+            })?;
+        }
+        if ipv6 {
+            let v4_space = Ipv6Net::new_assert(Ipv6Addr::UNSPECIFIED, 96);
+            builder.link_to_v4(v4_space).map_err(too_large)?;
+        }
+        let v6_networks = networks.iter().any(|n| matches!(n, IpNet::V6(_)));
+        builder.finish(ipv6 || v6_networks, ipv6).map_err(too_large)
+    }
+
+    /// Inserts every network of the database, classified, into `builder` (the IPv4 tree,
+    /// and the IPv6 tree without its IPv4 subtree).
+    fn walk_all(
+        &self,
+        builder: &mut Builder,
+        classify: &mut dyn FnMut(Option<&str>, Option<&str>) -> u32,
+    ) -> Result<(), GeoError> {
+        let unknown = classify(None, None);
         // Many networks share one record: decode and classify each record once.
         let mut cache: HashMap<usize, u32> = HashMap::new();
         let too_large = |_| GeoError::TooLarge {
@@ -329,9 +400,8 @@ impl GeoDb {
                 let value = self.classify(result, &mut cache, classify, unknown)?;
                 builder.insert(network, value).map_err(too_large)
             })?;
-            builder.link_to_v4(v4_space).map_err(too_large)?;
         }
-        builder.finish(ipv6, ipv6).map_err(too_large)
+        Ok(())
     }
 
     /// Calls `visit` for every network within `cidr`, including those without data, in

@@ -7,6 +7,7 @@ pub(crate) mod monitor;
 pub(crate) mod notify;
 pub(crate) mod probe;
 pub(crate) mod record;
+pub(crate) mod resolve;
 pub(crate) mod state;
 pub(crate) mod store;
 pub(crate) mod vantage;

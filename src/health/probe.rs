@@ -23,6 +23,7 @@ use reqwest::Url;
 use reqwest::header::{HeaderValue, USER_AGENT};
 use tokio::net::TcpStream;
 
+use super::resolve::Resolver;
 use crate::config::ProbeTarget;
 
 /// How much of a body is searched for `expect_body` (Route53's figure); the
@@ -69,6 +70,8 @@ pub(crate) struct Prober {
     /// `host` always connects to `addr`. Connections are never pooled, so a
     /// client is only a bundle of settings: caching it just saves the build.
     clients: Mutex<HashMap<Option<(String, SocketAddr)>, reqwest::Client>>,
+    /// Resolves CNAME regions' targets (never through this server).
+    resolver: Resolver,
 }
 
 impl std::fmt::Debug for Prober {
@@ -91,7 +94,15 @@ impl Prober {
             tls,
             timeout,
             clients: Mutex::new(HashMap::from([(None, unpinned)])),
+            resolver: Resolver::system(),
         })
+    }
+
+    /// The same prober resolving CNAME targets at `resolver` instead.
+    #[cfg(test)]
+    pub(crate) fn with_resolver(mut self, resolver: Resolver) -> Prober {
+        self.resolver = resolver;
+        self
     }
 
     /// Probes `target` once. Never fails and never takes much longer than
@@ -131,8 +142,27 @@ impl Prober {
                 .await
                 .map(drop)
                 .map_err(|e| describe_io(&e)),
+            ProbeTarget::HttpVia { url, host, port } => {
+                let ip = self.resolver.lookup(host).await?;
+                self.http(url, Some(SocketAddr::new(ip, *port)), expect_body, status)
+                    .await
+            }
             ProbeTarget::Http { url, connect_to } => {
-                let client = self.client_for(url, *connect_to)?;
+                self.http(url, *connect_to, expect_body, status).await
+            }
+        }
+    }
+
+    async fn http(
+        &self,
+        url: &Url,
+        connect_to: Option<SocketAddr>,
+        expect_body: Option<&str>,
+        status: &mut Option<u16>,
+    ) -> Result<(), String> {
+        {
+            {
+                let client = self.client_for(url, connect_to)?;
                 let response = client
                     .get(url.clone())
                     .send()

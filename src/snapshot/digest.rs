@@ -35,15 +35,25 @@ pub(crate) fn routing_inputs(config: &Config, zone: &Zone, geo: Option<&GeoDb>) 
         }
     }
     for r in &config.records {
-        (r.name.to_string(), format!("{:?}", r.policy), r.ttl).hash(&mut h);
+        (
+            r.name.to_string(),
+            format!("{:?}", r.policy),
+            r.ttl,
+            r.on_all_down.as_str(),
+        )
+            .hash(&mut h);
     }
     for r in &config.regions {
         (&r.name, r.priority, r.weight, &r.addresses).hash(&mut h);
+        r.cname.as_ref().map(ToString::to_string).hash(&mut h);
     }
     let g = &config.geoip;
     (&g.default, &g.continents, &g.countries).hash(&mut h);
     for b in &config.residency {
         (&b.name, &b.continents, &b.countries, &b.regions).hash(&mut h);
+    }
+    for n in &config.networks {
+        (n.cidr.to_string(), &n.regions).hash(&mut h);
     }
     geo.map(GeoDb::describe).hash(&mut h);
     h.finish()

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use arc_swap::ArcSwap;
 use rustc_hash::FxHashMap;
 
-use crate::config::{Config, Policy, RegionId};
+use crate::config::{AllDown, Config, Policy, RegionId};
 use crate::geo::{ClientMap, GeoDb};
 use crate::guard::cookie::CookieKeys;
 use crate::guard::rrl::RateLimiter;
@@ -30,7 +30,7 @@ use crate::wire::{TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_NSEC, walk_name};
 use crate::zone::Zone;
 pub use build::{BuildError, relative};
 pub use prepared::Prepared;
-use routing::{Choice, WeightTable};
+use routing::{Choice, ValueSet, WeightTable};
 
 /// The routing table as it is shared: the control plane swaps snapshots
 /// in, the data plane loads the current one.
@@ -51,6 +51,11 @@ pub struct Compiled {
     names: FxHashMap<Box<[u8]>, Node>,
     nxdomain: Prepared,
     nodata: Prepared,
+    /// SERVFAIL, for `on_all_down = "servfail"`.
+    servfail: Prepared,
+    /// Whether any name is a wildcard (`*.x`): only then do misses look
+    /// for one.
+    has_wildcards: bool,
     /// The NSEC chain, when the zone is signed.
     chain: Option<denial::Chain>,
     /// What the table's signatures are, when the zone is signed.
@@ -70,6 +75,8 @@ pub struct Compiled {
 pub struct GeoClass {
     pub list: Vec<RegionId>,
     pub residency: Option<usize>,
+    /// The `[[networks]]` entry whose list this is (None: from `[geoip]`).
+    pub network: Option<usize>,
 }
 
 enum Node {
@@ -77,6 +84,9 @@ enum Node {
     Empty,
     Static(StaticNode),
     Steered(SteeredNode),
+    /// The steered apex: A and AAAA (and NSEC) from steering, every other
+    /// type from the zone file.
+    Apex(Box<(StaticNode, SteeredNode)>),
 }
 
 struct StaticNode {
@@ -92,6 +102,10 @@ struct StaticNode {
 struct SteeredNode {
     record: usize,
     policy: Policy,
+    on_all_down: AllDown,
+    /// The NODATA of `on_all_down = "nodata"` when signed: proven by an
+    /// NSEC without A and AAAA; unsigned, the zone's shared NODATA.
+    down: Option<Prepared>,
     /// Indexed by region. Unsigned, shared by every steered name with the
     /// same TTL; signed, each name's own.
     answers: Arc<[RegionAnswers]>,
@@ -107,6 +121,9 @@ struct RegionAnswers {
     other: Option<Prepared>,
     /// The NSEC RRset itself (signed zones only).
     nsec: Option<Prepared>,
+    /// A CNAME region's answers for other types (CNAME itself, and the
+    /// types of an in-zone target), checked before `other`.
+    by_type: Box<[(u16, Prepared)]>,
 }
 
 /// What a name is in the table (for views that explain answers).
@@ -130,11 +147,33 @@ pub enum Lookup<'a> {
         prepared: &'a Prepared,
         /// ECS scope prefix when the answer depends on the client's address.
         scope: Option<u8>,
-        /// For steered names: record index, region and whether it failed open.
-        steered: Option<(usize, RegionId, bool)>,
+        /// For steered names: record index, region and how it was chosen.
+        steered: Option<(usize, RegionId, Outcome)>,
         /// Which NSEC records a signed answer needs from the query name.
         denial: Denial,
+        /// The record to start a multivalue answer's rotation at.
+        rotate: u32,
     },
+}
+
+/// How a steered answer came about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// A healthy region (or the `region` policy's own).
+    Chosen,
+    /// No candidate was healthy: answered as if all were.
+    FailOpen,
+    /// No candidate was healthy: NODATA (`on_all_down = "nodata"`).
+    NoData,
+    /// No candidate was healthy: SERVFAIL (`on_all_down = "servfail"`).
+    ServFail,
+}
+
+impl Outcome {
+    /// Whether the answer carries a region's data (and counts for it).
+    pub fn answered(self) -> bool {
+        matches!(self, Outcome::Chosen | Outcome::FailOpen)
+    }
 }
 
 /// A negative answer whose NSEC proof depends on the query name, so the
@@ -147,6 +186,9 @@ pub enum Denial {
     EmptyNonTerminal,
     /// NXDOMAIN: the NSECs covering the name and its wildcard.
     NxDomain,
+    /// An answer synthesised from a wildcard: the NSEC covering the query
+    /// name, proving no closer match exists (RFC 4035 3.1.3.3, 3.1.3.4).
+    Wildcard,
 }
 
 /// The whole routing table the data plane answers from.
@@ -157,6 +199,8 @@ pub struct Snapshot {
     /// Per residency class (0: none, i + 1: block i).
     failover: Box<[Choice]>,
     weighted: Box<[WeightTable]>,
+    /// Per residency class: the regions multivalue names answer from.
+    multivalue: Box<[ValueSet]>,
     /// Per geo class.
     geo: Box<[Choice]>,
     pub version: u64,
@@ -175,6 +219,9 @@ impl Compiled {
             Some(Node::Static(_)) => NameKind::Static,
             Some(Node::Steered(node)) => NameKind::Steered {
                 record: node.record,
+            },
+            Some(Node::Apex(both)) => NameKind::Steered {
+                record: both.1.record,
             },
         }
     }
@@ -209,6 +256,9 @@ impl Snapshot {
         let weighted = (0..residency_classes)
             .map(|c| routing::weighted(config, &healthy, block(c)))
             .collect();
+        let multivalue = (0..residency_classes)
+            .map(|c| routing::multivalue(config, &healthy, block(c)))
+            .collect();
         let geo = compiled
             .geo_classes
             .iter()
@@ -220,6 +270,7 @@ impl Snapshot {
             healthy: healthy.into_boxed_slice(),
             failover,
             weighted,
+            multivalue,
             geo,
             compiled,
             version,
@@ -242,23 +293,48 @@ impl Snapshot {
         draw: &mut dyn FnMut(u32) -> u32,
     ) -> Lookup<'_> {
         let c = &self.compiled;
-        let Some(node) = c.names.get(qname) else {
+        let found = c.names.get(qname);
+        if found.is_none()
+            && let Some(node) = c.wildcard_for(qname)
+        {
+            // RFC 4592: synthesised from the wildcard, the owner the query
+            // name; signed, with the NSEC proving that name does not exist.
+            let mut answer = self.answer_from(node, qtype, client, draw);
+            if let Lookup::Answer { denial, .. } = &mut answer {
+                *denial = Denial::Wildcard;
+            }
+            return answer;
+        }
+        let Some(node) = found else {
             return if in_zone(qname, &c.origin) {
                 Lookup::Answer {
                     prepared: &c.nxdomain,
                     scope: None,
                     steered: None,
                     denial: Denial::NxDomain,
+                    rotate: 0,
                 }
             } else {
                 Lookup::Refused
             };
         };
+        self.answer_from(node, qtype, client, draw)
+    }
+
+    fn answer_from<'a>(
+        &'a self,
+        node: &'a Node,
+        qtype: u16,
+        client: IpAddr,
+        draw: &mut dyn FnMut(u32) -> u32,
+    ) -> Lookup<'a> {
+        let c = &self.compiled;
         let answer = |prepared, scope, steered| Lookup::Answer {
             prepared,
             scope,
             steered,
             denial: Denial::None,
+            rotate: 0,
         };
         match node {
             Node::Empty => Lookup::Answer {
@@ -266,39 +342,106 @@ impl Snapshot {
                 scope: None,
                 steered: None,
                 denial: Denial::EmptyNonTerminal,
+                rotate: 0,
             },
-            Node::Static(s) => {
-                let prepared = match qtype {
-                    TYPE_ANY => &s.any,
-                    _ => s
-                        .by_type
-                        .iter()
-                        .find(|(t, _)| *t == qtype)
-                        .map(|(_, p)| p)
-                        .or(s.other.as_ref())
-                        .or(s.nodata.as_ref())
-                        .unwrap_or(&c.nodata),
+            Node::Static(s) => answer(self.static_answer(s, qtype), None, None),
+            Node::Steered(s) => self.steered_answer(s, qtype, client, draw),
+            Node::Apex(both) => match qtype {
+                TYPE_A | TYPE_AAAA | TYPE_NSEC => self.steered_answer(&both.1, qtype, client, draw),
+                _ => answer(self.static_answer(&both.0, qtype), None, None),
+            },
+        }
+    }
+
+    fn static_answer<'a>(&'a self, s: &'a StaticNode, qtype: u16) -> &'a Prepared {
+        let c = &self.compiled;
+        match qtype {
+            TYPE_ANY => &s.any,
+            _ => s
+                .by_type
+                .iter()
+                .find(|(t, _)| *t == qtype)
+                .map(|(_, p)| p)
+                .or(s.other.as_ref())
+                .or(s.nodata.as_ref())
+                .unwrap_or(&c.nodata),
+        }
+    }
+
+    fn steered_answer<'a>(
+        &'a self,
+        s: &'a SteeredNode,
+        qtype: u16,
+        client: IpAddr,
+        draw: &mut dyn FnMut(u32) -> u32,
+    ) -> Lookup<'a> {
+        let c = &self.compiled;
+        let answer = |prepared, scope, steered| Lookup::Answer {
+            prepared,
+            scope,
+            steered,
+            denial: Denial::None,
+            rotate: 0,
+        };
+        let (choice, scope, index) = match s.policy {
+            Policy::Multivalue { .. } => {
+                let (set, scope) = self.value_set(client);
+                let choice = Choice {
+                    region: set.first,
+                    fail_open: set.fail_open,
                 };
-                answer(prepared, None, None)
+                (choice, scope, set.mask)
             }
-            Node::Steered(s) => {
+            _ => {
                 let (choice, scope) = self.steer(s.policy, client, draw);
-                let r = &s.answers[choice.region];
-                let nodata = r.other.as_ref().unwrap_or(&c.nodata);
-                let prepared = match qtype {
-                    TYPE_A => &r.a,
-                    TYPE_AAAA => &r.aaaa,
-                    TYPE_ANY if r.a.answer_count > 0 => &r.a,
-                    TYPE_ANY => &r.aaaa,
-                    TYPE_NSEC => r.nsec.as_ref().unwrap_or(nodata),
-                    _ => nodata,
-                };
-                answer(
-                    prepared,
-                    scope,
-                    Some((s.record, choice.region, choice.fail_open)),
-                )
+                (choice, scope, choice.region)
             }
+        };
+        let outcome = match (choice.fail_open, s.on_all_down) {
+            (false, _) => Outcome::Chosen,
+            (true, AllDown::FailOpen) => Outcome::FailOpen,
+            (true, AllDown::NoData) => {
+                let nodata = s.down.as_ref().unwrap_or(&c.nodata);
+                return answer(
+                    nodata,
+                    scope,
+                    Some((s.record, choice.region, Outcome::NoData)),
+                );
+            }
+            (true, AllDown::ServFail) => {
+                return answer(
+                    &c.servfail,
+                    scope,
+                    Some((s.record, choice.region, Outcome::ServFail)),
+                );
+            }
+        };
+        let Some(r) = s.answers.get(index) else {
+            return answer(&c.servfail, scope, None);
+        };
+        let nodata = r.other.as_ref().unwrap_or(&c.nodata);
+        let prepared = match qtype {
+            TYPE_A => &r.a,
+            TYPE_AAAA => &r.aaaa,
+            TYPE_ANY if r.a.answer_count > 0 => &r.a,
+            TYPE_ANY => &r.aaaa,
+            TYPE_NSEC => r.nsec.as_ref().unwrap_or(nodata),
+            _ => r
+                .by_type
+                .iter()
+                .find(|(t, _)| *t == qtype)
+                .map_or(nodata, |(_, p)| p),
+        };
+        let rotate = match prepared.rotation {
+            Some(rotation) => draw(u32::from(rotation.count)),
+            None => 0,
+        };
+        Lookup::Answer {
+            prepared,
+            scope,
+            steered: Some((s.record, choice.region, outcome)),
+            denial: Denial::None,
+            rotate,
         }
     }
 
@@ -320,6 +463,16 @@ impl Snapshot {
                 },
                 None,
             ),
+            Policy::Multivalue { .. } => {
+                let (set, scope) = self.value_set(client);
+                (
+                    Choice {
+                        region: set.first,
+                        fail_open: set.fail_open,
+                    },
+                    scope,
+                )
+            }
             Policy::Failover | Policy::Weighted => {
                 let (class, scope) = if c.config.has_residency() {
                     let (class, prefix) = c.residency_map.lookup(client);
@@ -352,6 +505,19 @@ impl Snapshot {
         }
     }
 
+    /// The regions multivalue names answer `client` from, and the ECS
+    /// scope when that depends on the client (residency).
+    pub fn value_set(&self, client: IpAddr) -> (ValueSet, Option<u8>) {
+        let c = &self.compiled;
+        if c.config.has_residency() {
+            let (class, prefix) = c.residency_map.lookup(client);
+            let class = (class as usize).min(self.multivalue.len() - 1);
+            (self.multivalue[class], Some(prefix))
+        } else {
+            (self.multivalue[0], None)
+        }
+    }
+
     /// The failover pick for a client with no known location (status views).
     pub fn failover_default(&self) -> Choice {
         self.failover[0]
@@ -381,6 +547,54 @@ impl Snapshot {
 }
 
 impl Compiled {
+    /// The wildcard that answers `name` (any case), a name not in the
+    /// table, as [`Snapshot::lookup`] finds it (views that explain answers).
+    pub fn wildcard_name_for(
+        &self,
+        name: &hickory_proto::rr::Name,
+    ) -> Option<hickory_proto::rr::Name> {
+        self.wildcard_for(&build::wire(name))?;
+        let mut parent = name.to_lowercase().base_name();
+        loop {
+            if self.names.contains_key(&build::wire(&parent)) {
+                return parent.prepend_label("*").ok();
+            }
+            if parent.is_root() {
+                return None;
+            }
+            parent = parent.base_name();
+        }
+    }
+
+    /// The wildcard node that answers lowercase wire `qname`, a name not in
+    /// the table (RFC 4592 4.1): `*` below its closest encloser (the
+    /// longest ancestor that exists, empty non-terminals included), if
+    /// there is one. Only names inside the zone can match.
+    fn wildcard_for(&self, qname: &[u8]) -> Option<&Node> {
+        if !self.has_wildcards {
+            return None;
+        }
+        let mut at = 0;
+        while let Some(&len) = qname.get(at) {
+            if len == 0 || len & 0xc0 != 0 {
+                return None;
+            }
+            at += 1 + usize::from(len);
+            let suffix = qname.get(at..)?;
+            if suffix.len() < self.origin.len() {
+                return None;
+            }
+            if self.names.contains_key(suffix) {
+                let mut wildcard = [0u8; crate::wire::MAX_NAME + 2];
+                let end = 2 + suffix.len();
+                wildcard.get_mut(..2)?.copy_from_slice(b"\x01*");
+                wildcard.get_mut(2..end)?.copy_from_slice(suffix);
+                return self.names.get(&wildcard[..end]);
+            }
+        }
+        None
+    }
+
     /// The NSEC records that prove `denial` for lowercase wire `qname`
     /// (nothing when the zone is unsigned).
     pub fn proof(&self, qname: &[u8], denial: Denial) -> denial::Proof<'_> {
@@ -389,7 +603,7 @@ impl Compiled {
         };
         match denial {
             Denial::None => [None, None],
-            Denial::EmptyNonTerminal => [chain.covering(qname), None],
+            Denial::EmptyNonTerminal | Denial::Wildcard => [chain.covering(qname), None],
             Denial::NxDomain => chain.nxdomain(qname),
         }
     }
@@ -408,6 +622,15 @@ impl Compiled {
     pub fn memory_bytes(&self) -> usize {
         let one = |p: &Prepared| std::mem::size_of::<Prepared>() + p.body.len();
         let prepared = |p: &Prepared| one(p) + p.signed.as_deref().map_or(0, one);
+        let static_bytes = |s: &StaticNode| {
+            s.by_type
+                .iter()
+                .map(|(_, p)| 2 + prepared(p))
+                .sum::<usize>()
+                + s.other.as_ref().map_or(0, prepared)
+                + s.nodata.as_ref().map_or(0, prepared)
+                + prepared(&s.any)
+        };
         let nodes: usize = self
             .names
             .iter()
@@ -416,15 +639,8 @@ impl Compiled {
                     + std::mem::size_of::<Node>()
                     + match n {
                         Node::Empty => 0,
-                        Node::Static(s) => {
-                            s.by_type
-                                .iter()
-                                .map(|(_, p)| 2 + prepared(p))
-                                .sum::<usize>()
-                                + s.other.as_ref().map_or(0, prepared)
-                                + s.nodata.as_ref().map_or(0, prepared)
-                                + prepared(&s.any)
-                        }
+                        Node::Static(s) => static_bytes(s),
+                        Node::Apex(both) => static_bytes(&both.0),
                         Node::Steered(_) => 0,
                     }
             })
@@ -434,7 +650,12 @@ impl Compiled {
             .names
             .values()
             .filter_map(|n| match n {
-                Node::Steered(s) if !shared.contains(&s.answers.as_ptr()) => {
+                Node::Steered(s) => Some(s),
+                Node::Apex(both) => Some(&both.1),
+                _ => None,
+            })
+            .filter_map(|s| match s {
+                s if !shared.contains(&s.answers.as_ptr()) => {
                     shared.push(s.answers.as_ptr());
                     Some(
                         s.answers
@@ -444,6 +665,7 @@ impl Compiled {
                                     + prepared(&r.aaaa)
                                     + r.other.as_ref().map_or(0, prepared)
                                     + r.nsec.as_ref().map_or(0, prepared)
+                                    + r.by_type.iter().map(|(_, p)| prepared(p)).sum::<usize>()
                             })
                             .sum::<usize>(),
                     )

@@ -34,6 +34,18 @@ pub struct Prepared {
     pub relocate: Box<[u16]>,
     /// The DO variant (signed), when the zone is signed.
     pub signed: Option<Box<Prepared>>,
+    /// A multivalue answer's records, which [`Prepared::write_rotated`]
+    /// writes starting from any of them.
+    pub rotation: Option<Rotation>,
+}
+
+/// The first `count` answers of a body, each `stride` bytes long (one
+/// owner and type, the owner a pointer to the question), which may be
+/// written in any rotation: the RRset is the same, and so is its RRSIG.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rotation {
+    pub count: u16,
+    pub stride: u16,
 }
 
 /// Sections of a response to be encoded together.
@@ -77,7 +89,86 @@ impl Prepared {
             body: buf[start..].into(),
             relocate: Box::new([]),
             signed: None,
+            rotation: None,
         })
+    }
+
+    /// Encodes `sections` for a wildcard `owner` (RFC 4592): the answer
+    /// serves every name the wildcard covers, so each record owned by the
+    /// wildcard starts with a pointer to the question (the query's name,
+    /// in the client's case) and every other name is written out in full,
+    /// since the question's length is not known here.
+    pub fn encode_expanding(
+        owner: &Name,
+        rcode: u8,
+        sections: &Sections<'_>,
+    ) -> Result<Prepared, ProtoError> {
+        let owner = owner.to_lowercase();
+        let owner_len = owner.len() + 1;
+        let mut body = Vec::with_capacity(256);
+        for record in sections
+            .answers
+            .iter()
+            .chain(&sections.authority)
+            .chain(&sections.additional)
+        {
+            let mut one = Vec::with_capacity(64);
+            let mut enc = BinEncoder::new(&mut one);
+            enc.set_name_encoding(NameEncoding::Uncompressed);
+            record.emit(&mut enc)?;
+            drop(enc);
+            if record.name.to_lowercase() == owner {
+                body.extend_from_slice(&[0xc0, 0x0c]);
+                body.extend_from_slice(one.get(owner_len..).unwrap_or_default());
+            } else {
+                body.extend_from_slice(&one);
+            }
+        }
+        Ok(Prepared {
+            rcode,
+            authoritative: true,
+            answer_count: count(sections.answers.len()),
+            authority_count: count(sections.authority.len()),
+            additional_count: count(sections.additional.len()),
+            body: body.into_boxed_slice(),
+            relocate: Box::new([]),
+            signed: None,
+            rotation: None,
+        })
+    }
+
+    /// A bare SERVFAIL: no records, not authoritative.
+    pub fn servfail() -> Prepared {
+        Prepared {
+            rcode: crate::wire::SERVFAIL,
+            authoritative: false,
+            answer_count: 0,
+            authority_count: 0,
+            additional_count: 0,
+            body: Box::new([]),
+            relocate: Box::new([]),
+            signed: None,
+            rotation: None,
+        }
+    }
+
+    /// Marks the first `count` answers as rotatable, when they are of
+    /// one length (they are: one owner, one type, fixed-size data).
+    pub fn rotating(mut self, count: usize, unsigned_answers_len: usize) -> Prepared {
+        let rotation = (count > 1 && unsigned_answers_len.is_multiple_of(count))
+            .then(|| Rotation {
+                count: count as u16,
+                stride: (unsigned_answers_len / count) as u16,
+            })
+            .filter(|r| usize::from(r.count) * usize::from(r.stride) <= self.body.len());
+        self.rotation = rotation;
+        if let Some(signed) = self.signed.take() {
+            let mut signed = *signed;
+            signed.rotation = rotation
+                .filter(|r| usize::from(r.count) * usize::from(r.stride) <= signed.body.len());
+            self.signed = Some(Box::new(signed));
+        }
+        self
     }
 
     /// This answer, or its signed variant for a query with the DO bit.
@@ -146,6 +237,7 @@ impl Prepared {
             body,
             relocate: relocate.into_boxed_slice(),
             signed: None,
+            rotation: None,
         })
     }
 
@@ -164,6 +256,29 @@ impl Prepared {
     /// Appends the body to a response whose question name is `shift`
     /// bytes longer than the origin.
     pub fn write(&self, out: &mut Vec<u8>, shift: usize) {
+        self.write_rotated(out, shift, 0);
+    }
+
+    /// As [`Prepared::write`], a multivalue answer's records starting from
+    /// the `start`-th (modulo their count).
+    pub fn write_rotated(&self, out: &mut Vec<u8>, shift: usize, start: u32) {
+        if let Some(r) = self.rotation {
+            let count = usize::from(r.count.max(1));
+            let stride = usize::from(r.stride);
+            let cut = (start as usize % count) * stride;
+            let end = count * stride;
+            if let (Some(head), Some(tail), Some(rest)) = (
+                self.body.get(cut..end),
+                self.body.get(..cut),
+                self.body.get(end..),
+            ) {
+                // Rotated answers carry no relocated pointers.
+                out.extend_from_slice(head);
+                out.extend_from_slice(tail);
+                out.extend_from_slice(rest);
+                return;
+            }
+        }
         let base = out.len();
         out.extend_from_slice(&self.body);
         for &at in self.relocate.iter() {

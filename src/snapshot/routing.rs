@@ -243,6 +243,57 @@ pub fn weighted(config: &Config, healthy: &[bool], residency: Option<usize>) -> 
     WeightTable::new(entries, fail_open)
 }
 
+/// The regions a `multivalue` record answers from, as a set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueSet {
+    /// Bit `r` set: region `r` is in the answer.
+    pub mask: usize,
+    /// The first of them by priority (what counters and views name).
+    pub first: RegionId,
+    /// No candidate was healthy: every candidate is in the set.
+    pub fail_open: bool,
+}
+
+/// `multivalue`: every healthy candidate; every candidate when none is.
+pub fn multivalue(config: &Config, healthy: &[bool], residency: Option<usize>) -> ValueSet {
+    let candidates = allowed(config, residency);
+    let live: Vec<RegionId> = candidates.iter().copied().filter(|&r| healthy[r]).collect();
+    let fail_open = live.is_empty();
+    let set = if fail_open { candidates } else { live };
+    ValueSet {
+        mask: set.iter().fold(0, |m, &r| m | (1 << r)),
+        first: set.first().copied().unwrap_or(0),
+        fail_open,
+    }
+}
+
+/// The regions of `mask` in priority order.
+pub fn members(config: &Config, mask: usize) -> Vec<RegionId> {
+    config
+        .by_priority()
+        .into_iter()
+        .filter(|&r| mask & (1 << r) != 0)
+        .collect()
+}
+
+/// The addresses a multivalue answer for `mask` holds: its regions' by
+/// priority, at most `max` IPv4 then at most `max` IPv6.
+pub fn value_addresses(config: &Config, mask: usize, max: u8) -> Vec<std::net::IpAddr> {
+    let members = members(config, mask);
+    let take = usize::from(max);
+    let v4 = members
+        .iter()
+        .flat_map(|&r| &config.regions[r].ipv4)
+        .take(take)
+        .map(|&a| std::net::IpAddr::V4(a));
+    let v6 = members
+        .iter()
+        .flat_map(|&r| &config.regions[r].ipv6)
+        .take(take)
+        .map(|&a| std::net::IpAddr::V6(a));
+    v4.chain(v6).collect()
+}
+
 fn first_healthy(list: &[RegionId], healthy: &[bool]) -> Option<Choice> {
     list.iter().find(|&&r| healthy[r]).map(|&region| Choice {
         region,

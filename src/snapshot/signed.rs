@@ -88,10 +88,11 @@ impl<'k> Signing<'k> {
             .map(|(i, r)| (wire(&r.name), i))
             .collect();
         for (owner, name) in &owners {
-            let types: BTreeSet<RecordType> = match steered.get(owner) {
-                Some(&index) => steered_types(config, index, None),
-                None => static_types(zone, name, &zone.origin),
-            };
+            // The steered apex has both kinds.
+            let mut types = static_types(zone, name, &zone.origin);
+            if let Some(&index) = steered.get(owner) {
+                types.extend(steered_types(config, index, None));
+            }
             let chunk = signing.nsec_chunk(name, types)?;
             signing.nsec.insert(owner.clone(), chunk);
         }
@@ -234,8 +235,16 @@ impl Encoder<'_, '_> {
         sections: &Sections<'_>,
         proof: &[&[u8]],
     ) -> Result<Prepared, BuildError> {
-        let mut prepared =
-            Prepared::encode(qname, qtype, rcode, sections).map_err(encode_err(qname, qtype))?;
+        let wildcard = qname.is_wildcard();
+        let encode = |sections: &Sections<'_>| {
+            if wildcard {
+                Prepared::encode_expanding(qname, rcode, sections)
+            } else {
+                Prepared::encode(qname, qtype, rcode, sections)
+            }
+            .map_err(encode_err(qname, qtype))
+        };
+        let mut prepared = encode(sections)?;
         if let Some(s) = self.signing.as_deref_mut() {
             let answers = s.sign_runs(&sections.answers)?;
             let authority = s.sign_runs(&sections.authority)?;
@@ -245,9 +254,7 @@ impl Encoder<'_, '_> {
                 authority: interleave(&sections.authority, &authority),
                 additional: interleave(&sections.additional, &additional),
             };
-            let signed = Prepared::encode(qname, qtype, rcode, &signed)
-                .map_err(encode_err(qname, qtype))?
-                .with_proof(proof);
+            let signed = encode(&signed)?.with_proof(proof);
             prepared.signed = Some(Box::new(signed));
         }
         Ok(prepared)
@@ -302,12 +309,20 @@ pub(super) fn steered_types(
         Some(r) => config.regions.get(r).into_iter().collect(),
         None => config.regions.iter().collect(),
     };
+    types_of(&regions)
+}
+
+/// A and AAAA where any of `regions` has such addresses.
+pub(super) fn types_of(regions: &[&crate::config::Region]) -> BTreeSet<RecordType> {
     let mut types = BTreeSet::new();
     if regions.iter().any(|r| !r.ipv4.is_empty()) {
         types.insert(RecordType::A);
     }
     if regions.iter().any(|r| !r.ipv6.is_empty()) {
         types.insert(RecordType::AAAA);
+    }
+    if regions.iter().any(|r| r.cname.is_some()) {
+        types.insert(RecordType::CNAME);
     }
     types
 }

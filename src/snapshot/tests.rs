@@ -138,3 +138,84 @@ fn residency_makes_failover_depend_on_the_client() {
         "a missing database is an error"
     );
 }
+
+/// What a steered name answers (rcode, answer count, outcome) for `qtype`.
+fn answer_of(snap: &Snapshot, name: &str, qtype: u16) -> (u8, u16, Option<Outcome>) {
+    let qname = build::wire(&name.parse().unwrap());
+    match snap.lookup(&qname, qtype, NOWHERE, &mut |_| 0) {
+        Lookup::Answer {
+            prepared, steered, ..
+        } => (prepared.rcode, prepared.answer_count, steered.map(|s| s.2)),
+        Lookup::Refused => panic!("{name} refused"),
+    }
+}
+
+fn with_all_down(policy: &str) -> String {
+    CONFIG.replace(
+        "name   = \"api-contracts\"\npolicy = \"failover\"\n",
+        &format!("name   = \"api-contracts\"\npolicy = \"failover\"\non_all_down = \"{policy}\"\n"),
+    )
+}
+
+#[test]
+fn on_all_down_decides_the_answer_only_when_every_candidate_is_down() {
+    let name = "api-contracts.keiko.example.com.";
+    for (policy, rcode, count, outcome) in [
+        ("fail_open", 0, 1, Outcome::FailOpen),
+        ("nodata", 0, 0, Outcome::NoData),
+        ("servfail", 2, 0, Outcome::ServFail),
+    ] {
+        let config = with_all_down(policy);
+        assert!(config.contains(policy));
+        let compiled = testutil::compiled_from(&config, ZONE);
+        let down = Snapshot::new(compiled.clone(), vec![false; 3], 2);
+        assert_eq!(
+            answer_of(&down, name, TYPE_A),
+            (rcode, count, Some(outcome)),
+            "{policy}"
+        );
+        let up = Snapshot::new(compiled, vec![false, true, false], 3);
+        assert_eq!(
+            answer_of(&up, name, TYPE_A),
+            (0, 1, Some(Outcome::Chosen)),
+            "{policy} with eu-west-1 up"
+        );
+    }
+    // The nodata answer carries the SOA.
+    let down = Snapshot::new(
+        testutil::compiled_from(&with_all_down("nodata"), ZONE),
+        vec![false; 3],
+        2,
+    );
+    let qname = build::wire(&name.parse().unwrap());
+    let Lookup::Answer { prepared, .. } = down.lookup(&qname, TYPE_A, NOWHERE, &mut |_| 0) else {
+        panic!("refused")
+    };
+    assert_eq!(prepared.authority_count, 1);
+}
+
+#[test]
+fn networks_are_classes_of_their_own_inside_the_geo_map() {
+    let db =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("geoip-fixtures/keiko-regions.mmdb");
+    let config = format!(
+        "{CONFIG}\n[[records]]\nname = \"geo\"\npolicy = \"geo\"\n[geoip]\ndatabase = '{}'\n\
+         [geoip.continents]\nNA = [\"us-east-1\"]\n\
+         [[networks]]\ncidr = \"127.0.1.0/25\"\nregions = [\"us-east-1\"]\n\
+         [[networks]]\ncidr = \"2001:db8:1::/56\"\nregions = [\"eu-west-1\"]\n",
+        db.display()
+    );
+    let snap = Snapshot::new(testutil::compiled_from(&config, ZONE), vec![true; 3], 1);
+    let class = |ip: &str| {
+        let (class, scope) = snap.geo_class(ip.parse().unwrap());
+        (snap.compiled.geo_classes[class].clone(), scope)
+    };
+    // The same list as the continent's, but the network's own class: the
+    // scope stops at the network's /25, not at the database's /24.
+    let (inside, scope) = class("127.0.1.1");
+    assert_eq!((inside.list, inside.network, scope), (vec![0], Some(0), 25));
+    let (outside, scope) = class("127.0.1.200");
+    assert_eq!((outside.list, outside.network, scope), (vec![0], None, 25));
+    let (v6, scope) = class("2001:db8:1::1");
+    assert_eq!((v6.list, v6.network, scope), (vec![1], Some(1), 56));
+}

@@ -132,3 +132,18 @@ fn entries_span_parentheses() {
     let ends = entry_ends("a ( 1\n 2 ) ; c\n\n b\n");
     assert_eq!(ends.iter().map(|e| e.0).collect::<Vec<_>>(), vec![1, 4]);
 }
+
+#[test]
+fn a_star_is_a_wildcard_only_as_the_whole_first_label() {
+    let name = |s: &str| hickory_proto::rr::Name::from_ascii(s).unwrap();
+    assert_eq!(super::misplaced_star(&name("*.apps.example.com.")), None);
+    assert_eq!(super::misplaced_star(&name("apps.example.com.")), None);
+    for bad in ["x.*.apps.example.com.", "*.*.example.com."] {
+        let n = name(bad);
+        assert!(
+            super::misplaced_star(&n).is_some(),
+            "{bad}: {:?}",
+            n.iter().collect::<Vec<_>>()
+        );
+    }
+}

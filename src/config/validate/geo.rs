@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use toml::Spanned;
 
 use super::super::schema;
-use super::super::{Geoip, Region, RegionId, Residency};
+use ipnet::IpNet;
+
+use super::super::{Geoip, Network, Region, RegionId, Residency};
 use super::Validator;
 
 /// The continent codes MaxMind databases use.
@@ -72,6 +74,62 @@ fn place_problem(kind: Place, code: &str) -> Option<String> {
 }
 
 impl Validator<'_> {
+    /// `[[networks]]`: CIDRs with preference lists; no network twice.
+    pub(super) fn networks(&mut self, raw: Vec<Spanned<schema::Network>>) -> Vec<Network> {
+        let mut out: Vec<Network> = Vec::new();
+        for n in raw {
+            let n = n.into_inner();
+            let regions = self.region_list("networks.regions", &n.regions);
+            let text = n.cidr.get_ref();
+            let cidr = match text.parse::<IpNet>() {
+                Ok(net) if net.trunc() != net => {
+                    self.err(
+                        n.cidr.span(),
+                        "networks.cidr",
+                        format!(
+                            "{text:?} has host bits set; write the network, e.g. \"{}\"",
+                            net.trunc()
+                        ),
+                    );
+                    continue;
+                }
+                Ok(IpNet::V6(v6))
+                    if v6.prefix_len() >= 96
+                        && (v6.network().to_ipv4_mapped().is_some()
+                            || u128::from(v6.network()) >> 32 == 0) =>
+                {
+                    self.err(
+                        n.cidr.span(),
+                        "networks.cidr",
+                        format!("{text:?} is IPv4 space inside IPv6; write it as an IPv4 network"),
+                    );
+                    continue;
+                }
+                Ok(net) => net,
+                Err(_) => {
+                    self.err(
+                        n.cidr.span(),
+                        "networks.cidr",
+                        format!(
+                            "{text:?} is not a network in CIDR notation, e.g. \"10.20.0.0/16\" or \"2001:db8:20::/48\""
+                        ),
+                    );
+                    continue;
+                }
+            };
+            if out.iter().any(|o| o.cidr == cidr) {
+                self.err(
+                    n.cidr.span(),
+                    "networks.cidr",
+                    format!("{cidr} is listed twice"),
+                );
+                continue;
+            }
+            out.push(Network { cidr, regions });
+        }
+        out
+    }
+
     /// Reports `code` at `key` unless it is a `kind` code; true when valid.
     fn place(&mut self, kind: Place, code: &Spanned<String>, key: &str) -> bool {
         match place_problem(kind, code.get_ref()) {
@@ -277,5 +335,64 @@ mod tests {
 
     fn nth(text: &str, needle: &str, n: usize) -> usize {
         super::super::super::tests::nth_line_of(text, needle, n)
+    }
+
+    #[test]
+    fn networks_are_cidrs_with_known_regions() {
+        let net = |cidr: &str, regions: &str| {
+            format!("{CONFIG}\n[[networks]]\ncidr = \"{cidr}\"\nregions = {regions}\n")
+        };
+        let ok = net("10.20.0.0/16", "[\"eu-west-1\", \"us-east-1\"]");
+        let parsed = crate::config::Config::parse(std::path::Path::new("/k/keiko.toml"), &ok);
+        let networks = parsed.map(|c| c.networks).unwrap_or_default();
+        assert_eq!(networks.len(), 1);
+        assert_eq!(networks[0].regions, vec![1, 0]);
+        for (cidr, regions, key, words) in [
+            (
+                "10.20.0.0",
+                "[\"eu-west-1\"]",
+                "networks.cidr",
+                "CIDR notation",
+            ),
+            (
+                "10.20.0.1/16",
+                "[\"eu-west-1\"]",
+                "networks.cidr",
+                "\"10.20.0.0/16\"",
+            ),
+            (
+                "::ffff:10.0.0.0/104",
+                "[\"eu-west-1\"]",
+                "networks.cidr",
+                "as an IPv4 network",
+            ),
+            (
+                "10.20.0.0/16",
+                "[\"mars-1\"]",
+                "networks.regions",
+                "unknown region",
+            ),
+            (
+                "10.20.0.0/16",
+                "[]",
+                "networks.regions",
+                "at least one region",
+            ),
+        ] {
+            let text = net(cidr, regions);
+            let needle = if key == "networks.cidr" {
+                "cidr ="
+            } else {
+                "regions = ["
+            };
+            one_error(&text, key, line_of(&text, needle), words);
+        }
+        let twice =
+            format!("{ok}\n[[networks]]\ncidr = \"10.20.0.0/16\"\nregions = [\"us-east-1\"]\n");
+        assert!(
+            errors(&twice)
+                .iter()
+                .any(|d| d.message.contains("listed twice"))
+        );
     }
 }

@@ -71,6 +71,7 @@ pub(super) fn validate(
         region_ids: HashMap::new(),
         zone_file_at: 0..0,
         geoip_database_at: 0..0,
+        cname_at: Vec::new(),
     };
     let config = v.config(path, file, token_env);
     let (zone, geo) = match files {
@@ -92,6 +93,8 @@ struct Validator<'a> {
     /// the files they name.
     zone_file_at: Range<usize>,
     geoip_database_at: Range<usize>,
+    /// Where each CNAME region's `cname` is written (region index, span).
+    cname_at: Vec<(usize, Range<usize>)>,
 }
 
 impl Validator<'_> {
@@ -108,6 +111,8 @@ impl Validator<'_> {
         let geoip = self.geoip(file.geoip, &regions);
         let residency = self.residency(file.residency);
         let records = self.records(file.records, &zone.origin);
+        let networks = self.networks(file.networks);
+        self.cname_rules(&records, &regions, &zone.origin);
         let notify = self.notify(file.notify);
         let fleet = self.fleet(file.fleet, &server);
         let dnssec = self.dnssec(file.dnssec);
@@ -135,6 +140,7 @@ impl Validator<'_> {
             residency,
             regions,
             records,
+            networks,
             notify,
             fleet,
             dnssec,

@@ -8,12 +8,18 @@ use std::str::FromStr;
 use hickory_proto::rr::{Name, RData, RecordType};
 use toml::Spanned;
 
-use super::super::schema::{self, PolicyName};
-use super::super::{Config, Diagnostic, Health, Policy, Record, Region, ZoneSource};
+use super::super::schema::{self, AllDownName, PolicyName};
+use super::super::{
+    AllDown, Config, Diagnostic, Health, Policy, ProbeTarget, Record, Region, ZoneSource,
+};
 use super::{Validator, valid_label};
 use crate::zone::{Zone, ZoneError, ZoneProblem};
 
 const DEFAULT_TTL: u32 = 60;
+/// Route53's limit of healthy records in a multivalue answer.
+const DEFAULT_MAX_ANSWERS: u8 = 8;
+/// A multivalue table holds an answer for every set of healthy regions.
+const MAX_MULTIVALUE_REGIONS: usize = 8;
 const MAX_TTL: i64 = i32::MAX as i64;
 
 impl Validator<'_> {
@@ -82,14 +88,40 @@ impl Validator<'_> {
                 ),
             }
             let (mut ipv4, mut ipv6, mut addresses) = (Vec::new(), Vec::new(), Vec::new());
-            if r.addresses.get_ref().is_empty() {
+            let cname = match (&r.addresses, &r.cname) {
+                (Some(_), Some(c)) => {
+                    self.err(
+                        c.span(),
+                        "regions.cname",
+                        "a region answers either addresses or a cname, not both; remove one",
+                    );
+                    None
+                }
+                (None, None) => {
+                    self.err(
+                        r.name.span(),
+                        "regions.addresses",
+                        "give addresses (IPv4 or IPv6) or a cname (a host name, e.g. \
+                         \"lb-use1.elb.example.net.\")",
+                    );
+                    None
+                }
+                (None, Some(c)) => {
+                    self.cname_at.push((out.len(), c.span()));
+                    self.cname(c)
+                }
+                (Some(_), None) => None,
+            };
+            if let Some(list) = &r.addresses
+                && list.get_ref().is_empty()
+            {
                 self.err(
-                    r.addresses.span(),
+                    list.span(),
                     "regions.addresses",
                     "give at least one IPv4 or IPv6 address",
                 );
             }
-            for a in r.addresses.into_inner() {
+            for a in r.addresses.into_iter().flat_map(Spanned::into_inner) {
                 match IpAddr::from_str(a.get_ref()) {
                     Ok(ip) if addresses.contains(&ip) => self.err(
                         a.span(),
@@ -106,16 +138,24 @@ impl Validator<'_> {
                     Err(_) => self.err(
                         a.span(),
                         "regions.addresses",
-                        format!("{:?} is not an IPv4 or IPv6 address", a.get_ref()),
+                        format!(
+                            "{:?} is not an IPv4 or IPv6 address; a host name goes in cname \
+                             instead of addresses: cname = \"{}\"",
+                            a.get_ref(),
+                            a.get_ref().trim_end_matches('.')
+                        ),
                     ),
                 }
             }
-            let probe = self.probe(
-                r.endpoint.get_ref(),
-                r.health_url.as_ref(),
-                addresses.first().copied(),
-                health,
-            );
+            let probe = match (&cname, &r.health_url) {
+                (Some(target), None) => self.cname_probe(r.endpoint.get_ref(), target, health),
+                _ => self.probe(
+                    r.endpoint.get_ref(),
+                    r.health_url.as_ref(),
+                    addresses.first().copied(),
+                    health,
+                ),
+            };
             out.push(Region {
                 name,
                 priority,
@@ -125,6 +165,7 @@ impl Validator<'_> {
                 ipv4,
                 ipv6,
                 addresses,
+                cname,
                 health_url: r.health_url.map(Spanned::into_inner),
                 expect_body: r.expect_body.map(Spanned::into_inner),
                 probe,
@@ -138,6 +179,105 @@ impl Validator<'_> {
             );
         }
         out
+    }
+
+    /// A region's `cname`: a fully qualified host name.
+    fn cname(&mut self, c: &Spanned<String>) -> Option<Name> {
+        let text = c.get_ref();
+        match Name::from_str(text) {
+            Ok(n) if text.ends_with('.') && n.num_labels() >= 2 && !n.is_wildcard() => {
+                Some(n.to_lowercase())
+            }
+            _ => {
+                self.err(
+                    c.span(),
+                    "regions.cname",
+                    format!(
+                        "{text:?} is not a fully qualified host name ending in a dot, e.g. \
+                         \"lb-use1.elb.example.net.\""
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Without `health_url`, a CNAME region is probed at its target on the
+    /// endpoint's port, with Host and SNI from `endpoint`.
+    fn cname_probe(&mut self, endpoint: &str, target: &Name, health: &Health) -> ProbeTarget {
+        let ip = IpAddr::from([0, 0, 0, 0]);
+        match super::health::probe_target(endpoint, None, ip, &health.path) {
+            Ok(ProbeTarget::Http { url, .. }) => {
+                let port = url.port_or_known_default().unwrap_or(443);
+                let host = target.to_ascii().trim_end_matches('.').to_owned();
+                ProbeTarget::HttpVia { url, host, port }
+            }
+            // A bad endpoint or health.path has its own check, reported once.
+            _ => ProbeTarget::Tcp {
+                addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+            },
+        }
+    }
+
+    /// Checks between records and regions: CNAME regions cannot take part
+    /// in multivalue answers, and an in-zone CNAME target without
+    /// `health_url` would be probed through this server.
+    pub(super) fn cname_rules(&mut self, records: &[Record], regions: &[Region], origin: &Name) {
+        let cnames: Vec<&Region> = regions.iter().filter(|r| r.cname.is_some()).collect();
+        if let Some(first) = cnames.first() {
+            for r in records {
+                if matches!(r.policy, Policy::Multivalue { .. }) {
+                    self.sink.error_at(
+                        r.at,
+                        "records.policy",
+                        format!(
+                            "a multivalue record answers addresses, and region {:?} is a CNAME \
+                             region; CNAME regions cannot take part in multivalue answers",
+                            first.name
+                        ),
+                    );
+                }
+            }
+        }
+        for r in records.iter().filter(|r| r.name == *origin) {
+            let candidates: Vec<&Region> = match r.policy {
+                Policy::Region(id) => regions.get(id).into_iter().collect(),
+                _ => regions.iter().collect(),
+            };
+            if let Some(c) = candidates.iter().find(|c| c.cname.is_some()) {
+                self.sink.error_at(
+                    r.at,
+                    "records.name",
+                    format!(
+                        "the apex cannot be a CNAME (RFC 1034: it holds the SOA and NS), and region \
+                         {:?} answers one; steer the apex only over regions with addresses \
+                         (policy \"region\" names one)",
+                        c.name
+                    ),
+                );
+            }
+        }
+        for (index, region) in regions.iter().enumerate() {
+            if let Some(target) = &region.cname
+                && origin.zone_of(target)
+                && region.health_url.is_none()
+            {
+                let span = self
+                    .cname_at
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map_or(0..0, |(_, s)| s.clone());
+                self.err(
+                    span,
+                    "regions.cname",
+                    format!(
+                        "the cname {target} is inside the zone, so probing it by name would go \
+                         through this server; give region {:?} a health_url",
+                        region.name
+                    ),
+                );
+            }
+        }
     }
 
     pub(super) fn zone(&mut self, z: schema::Zone) -> ZoneSource {
@@ -170,7 +310,11 @@ impl Validator<'_> {
         for r in raw {
             let r = r.into_inner();
             let text = r.name.get_ref();
-            let name = match Name::parse(text, Some(origin)) {
+            let parsed = match text.as_str() {
+                "@" => Ok(origin.clone()),
+                _ => Name::parse(text, Some(origin)),
+            };
+            let name = match parsed {
                 Ok(n) if !text.is_empty() && origin.zone_of(&n) => n.to_lowercase(),
                 _ => {
                     self.err(
@@ -181,6 +325,10 @@ impl Validator<'_> {
                     continue;
                 }
             };
+            if let Some(problem) = crate::zone::misplaced_star(&name) {
+                self.err(r.name.span(), "records.name", problem);
+                continue;
+            }
             if !seen.insert(name.clone()) {
                 self.err(
                     r.name.span(),
@@ -223,15 +371,60 @@ impl Validator<'_> {
                 (PolicyName::Failover, None) => Policy::Failover,
                 (PolicyName::Geo, None) => Policy::Geo,
                 (PolicyName::Weighted, None) => Policy::Weighted,
+                (PolicyName::Multivalue, None) => Policy::Multivalue {
+                    max_answers: r.max_answers.as_ref().map_or(DEFAULT_MAX_ANSWERS, |m| {
+                        self.int_in(m, "records.max_answers", 1, 8) as u8
+                    }),
+                },
             };
+            if matches!(policy, Policy::Multivalue { .. })
+                && self.region_ids.len() > MAX_MULTIVALUE_REGIONS
+            {
+                self.err(
+                    r.policy.span(),
+                    "records.policy",
+                    format!(
+                        "a multivalue record answers from at most {MAX_MULTIVALUE_REGIONS} regions \
+                         (its table holds an answer for every set of healthy regions); there are {}",
+                        self.region_ids.len()
+                    ),
+                );
+            }
+            if let Some(m) = &r.max_answers
+                && !matches!(policy, Policy::Multivalue { .. })
+            {
+                self.err(
+                    m.span(),
+                    "records.max_answers",
+                    "only policy \"multivalue\" takes max_answers",
+                );
+            }
             let ttl = r
                 .ttl
                 .map_or(DEFAULT_TTL, |t| self.int_in(&t, "records.ttl", 0, MAX_TTL));
+            let on_all_down = match &r.on_all_down {
+                None => AllDown::FailOpen,
+                Some(d) if matches!(policy, Policy::Region(_)) => {
+                    self.err(
+                        d.span(),
+                        "records.on_all_down",
+                        "policy \"region\" answers its region whatever its health; \
+                         on_all_down applies to failover, weighted, geo and multivalue",
+                    );
+                    AllDown::FailOpen
+                }
+                Some(d) => match d.get_ref() {
+                    AllDownName::FailOpen => AllDown::FailOpen,
+                    AllDownName::Nodata => AllDown::NoData,
+                    AllDownName::Servfail => AllDown::ServFail,
+                },
+            };
             let at = self.sink.line_col(r.name.span().start);
             out.push(Record {
                 name,
                 policy,
                 ttl,
+                on_all_down,
                 at,
             });
         }
@@ -273,6 +466,25 @@ impl Validator<'_> {
     /// that exists in one of them.
     pub(super) fn against_zone(&mut self, config: &Config, zone: &Zone) {
         for r in &config.records {
+            if r.name == zone.origin {
+                // The steered apex: A and AAAA from steering, the rest from the file.
+                let apex = &zone.nodes.get(&zone.origin);
+                for t in [RecordType::A, RecordType::AAAA] {
+                    if apex.is_some_and(|n| n.contains_key(&t)) {
+                        let problem = zone.problem_at(
+                            &zone.origin,
+                            t,
+                            format!(
+                                "the apex is steered ([[records]] name = \"@\"): its A and AAAA \
+                                 come from steering, so the zone file must hold no {t} at the apex; \
+                                 remove it (SOA, NS, MX, TXT and the rest stay here)"
+                            ),
+                        );
+                        self.zone_problem(problem);
+                    }
+                }
+                continue;
+            }
             if zone.contains(&r.name) {
                 let d = config.record_error(
                     r,
@@ -310,6 +522,38 @@ impl Validator<'_> {
             }
         }
         let steered: HashSet<&Name> = config.records.iter().map(|r| &r.name).collect();
+        for (index, region) in config.regions.iter().enumerate() {
+            let Some(target) = &region.cname else {
+                continue;
+            };
+            let span = || {
+                self.cname_at
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map_or(0..0, |(_, s)| s.clone())
+            };
+            if steered.contains(target) {
+                let at = span();
+                self.err(
+                    at,
+                    "regions.cname",
+                    format!(
+                        "{target} is a steered name; a CNAME region must point at a name \
+                         that does not depend on steering (a load balancer, or a name in the zone file)"
+                    ),
+                );
+            } else if zone.origin.zone_of(target) && !zone.has_name(target) {
+                let at = span();
+                self.err(
+                    at,
+                    "regions.cname",
+                    format!(
+                        "the cname {target} is inside the zone but no such name exists in the \
+                         zone file; add it or point the cname elsewhere"
+                    ),
+                );
+            }
+        }
         for (owner, node) in &zone.nodes {
             let Some(cname) = node.get(&RecordType::CNAME).and_then(|c| c.first()) else {
                 continue;
@@ -525,6 +769,84 @@ mod tests {
         let line = line_of(&geo, "nope.mmdb");
         assert!(
             found[0].contains(&format!("keiko.toml:{line}:12: geoip.database: ")),
+            "{found:#?}"
+        );
+    }
+
+    #[test]
+    fn on_all_down_takes_three_words_and_not_with_policy_region() {
+        let text = replace(
+            "policy = \"failover\"",
+            "policy = \"failover\"\non_all_down = \"nodata\"",
+        );
+        let parsed = crate::config::Config::parse(std::path::Path::new("/k/keiko.toml"), &text);
+        assert_eq!(
+            parsed.map(|c| c.records[0].on_all_down).ok(),
+            Some(crate::config::AllDown::NoData)
+        );
+        let text = replace(
+            "policy = \"failover\"",
+            "policy = \"failover\"\non_all_down = \"drop\"",
+        );
+        let found = errors(&text);
+        assert_eq!(found[0].line, line_of(&text, "\"drop\""), "{found:#?}");
+        assert!(found[0].message.contains("servfail"), "{}", found[0]);
+        let text = replace(
+            "policy = \"region\"\nregion = \"ap-southeast-1\"",
+            "policy = \"region\"\nregion = \"ap-southeast-1\"\non_all_down = \"servfail\"",
+        );
+        one_error(
+            &text,
+            "records.on_all_down",
+            line_of(&text, "on_all_down"),
+            "whatever its health",
+        );
+    }
+
+    #[test]
+    fn multivalue_takes_max_answers_from_one_to_eight() {
+        let mv = |more: &str| {
+            format!("{CONFIG}\n[[records]]\nname = \"all\"\npolicy = \"multivalue\"\n{more}\n")
+        };
+        let parse = |text: &str| {
+            crate::config::Config::parse(std::path::Path::new("/k/keiko.toml"), text)
+                .ok()
+                .map(|c| c.records[3].policy)
+        };
+        use crate::config::Policy::Multivalue;
+        assert_eq!(parse(&mv("")), Some(Multivalue { max_answers: 8 }));
+        assert_eq!(
+            parse(&mv("max_answers = 3")),
+            Some(Multivalue { max_answers: 3 })
+        );
+        for bad in ["max_answers = 0", "max_answers = 9"] {
+            let text = mv(bad);
+            one_error(&text, "records.max_answers", line_of(&text, bad), "1 to 8");
+        }
+        let text = replace(
+            "policy = \"failover\"",
+            "policy = \"failover\"\nmax_answers = 2",
+        );
+        one_error(
+            &text,
+            "records.max_answers",
+            line_of(&text, "max_answers"),
+            "only policy \"multivalue\"",
+        );
+        // A table of every set of regions: at most 8 of them.
+        let mut many = mv("");
+        for i in 0..6 {
+            many += &format!(
+                "\n[[regions]]\nname = \"r{i}\"\npriority = {}\nweight = 1\n\
+                 endpoint = \"https://r{i}.example.com\"\naddresses = [\"192.0.2.{i}\"]\n",
+                10 + i
+            );
+        }
+        let found = errors(&many);
+        assert!(
+            found
+                .iter()
+                .any(|d| d.key == "records.policy" && d.message.contains("at most 8 regions")),
             "{found:#?}"
         );
     }

@@ -517,3 +517,30 @@ fn bad_ca_files_are_named_in_the_error() {
         "{err}"
     );
 }
+
+/// A CNAME region without health_url: the prober resolves the target with
+/// its own resolver and connects there, Host from the endpoint.
+#[tokio::test]
+async fn a_cname_target_is_resolved_by_the_prober_and_probed_with_the_endpoint_host() {
+    use crate::health::resolve::{Resolver, tests::stub_nameserver};
+    let server = http_server().await;
+    let dns = stub_nameserver("lb-use1.elb.example.net", std::net::Ipv4Addr::LOCALHOST).await;
+    let prober = prober().with_resolver(Resolver::with_servers(vec![dns]));
+    let target = ProbeTarget::HttpVia {
+        url: Url::parse(&format!("http://{REGION_HOST}:{}/health", server.port())).unwrap(),
+        host: "lb-use1.elb.example.net".into(),
+        port: server.port(),
+    };
+    let outcome = prober.probe(&target, Some("ok")).await;
+    assert!(outcome.healthy, "{outcome:?}");
+    // A target the resolver does not know is a failed probe, with the reason.
+    let gone = ProbeTarget::HttpVia {
+        url: Url::parse(&format!("http://{REGION_HOST}:{}/health", server.port())).unwrap(),
+        host: "gone.elb.example.net".into(),
+        port: server.port(),
+    };
+    assert_unhealthy(
+        &prober.probe(&gone, None).await,
+        "cannot resolve gone.elb.example.net",
+    );
+}

@@ -29,7 +29,17 @@ struct Signed {
 }
 
 fn signed(health: [bool; 3]) -> Signed {
-    let (dir, path) = testutil::write(&format!("{CONFIG}\n[dnssec]\nkeys = [\"k.pem\"]\n"), ZONE);
+    signed_with("", ZONE, health)
+}
+
+/// The fixture with `extra` config (records) and `zone`, signed.
+fn signed_with(extra: &str, zone: &str, health: [bool; 3]) -> Signed {
+    signed_config(&format!("{CONFIG}\n{extra}"), zone, health)
+}
+
+/// `config` and `zone`, signed.
+fn signed_config(config: &str, zone: &str, health: [bool; 3]) -> Signed {
+    let (dir, path) = testutil::write(&format!("{config}\n[dnssec]\nkeys = [\"k.pem\"]\n"), zone);
     let key = dir.path().join("k.pem");
     keys::write_new(&key, &keys::generate_pem().unwrap()).unwrap();
     let loaded = load(&path).unwrap();
@@ -46,6 +56,16 @@ fn signed(health: [bool; 3]) -> Signed {
 }
 
 fn ask(snap: &Snapshot, name: &str, rtype: RecordType, dnssec_ok: bool) -> Message {
+    ask_seeded(snap, name, rtype, dnssec_ok, 3)
+}
+
+fn ask_seeded(
+    snap: &Snapshot,
+    name: &str,
+    rtype: RecordType,
+    dnssec_ok: bool,
+    seed: u64,
+) -> Message {
     let mut query = Message::new(7, MessageType::Query, OpCode::Query);
     query.add_query(Query::query(Name::from_ascii(name).unwrap(), rtype));
     let mut edns = Edns::new();
@@ -56,7 +76,7 @@ fn ask(snap: &Snapshot, name: &str, rtype: RecordType, dnssec_ok: bool) -> Messa
     let mut worker = Worker::new(
         Thread::UdpWorker(0),
         Arc::new(Stats::new(1)),
-        SmallRng::seed_from_u64(3),
+        SmallRng::seed_from_u64(seed),
     );
     let mut out = Vec::new();
     let client = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
@@ -374,4 +394,218 @@ fn a_rebuild_reuses_signatures_until_refresh_is_due() {
     let later = build(due + 1);
     assert_eq!(later.signed_total, first.signed_total * 2);
     assert!(later.earliest_expiration > first.earliest_expiration);
+}
+
+const EXTRA: &str = "[[records]]\nname = \"all\"\npolicy = \"multivalue\"\n\
+    [[records]]\nname = \"strict\"\npolicy = \"failover\"\non_all_down = \"nodata\"\n";
+
+#[test]
+fn multivalue_answers_verify_in_every_rotation_and_all_down_nodata_is_proven() {
+    for health in [[true; 3], [false, true, true], [false; 3]] {
+        let s = signed_with(EXTRA, ZONE, health);
+        let mut firsts = BTreeSet::new();
+        for seed in 0..12 {
+            let msg = ask_seeded(&s.snap, "all.keiko.example.com.", RecordType::A, true, seed);
+            assert_eq!(verify_all(&msg, &s.dnskey), 1, "{msg:#?}");
+            let live = health.iter().filter(|h| **h).count();
+            let want = if live == 0 { 3 } else { live };
+            assert_eq!(msg.answers.len(), want + 1, "{health:?}: {msg:#?}");
+            firsts.insert(msg.answers[0].data.to_string());
+        }
+        assert!(firsts.len() > 1, "the order rotates: {firsts:?}");
+        for rtype in TYPES {
+            let msg = ask(&s.snap, "all.keiko.example.com.", rtype, true);
+            assert!(verify_all(&msg, &s.dnskey) > 0, "{rtype}");
+            let msg = ask(&s.snap, "strict.keiko.example.com.", rtype, true);
+            assert!(verify_all(&msg, &s.dnskey) > 0, "{rtype}");
+        }
+    }
+    let s = signed_with(EXTRA, ZONE, [false; 3]);
+    let msg = ask(&s.snap, "strict.keiko.example.com.", RecordType::A, true);
+    assert_eq!(msg.response_code, ResponseCode::NoError);
+    assert!(msg.answers.is_empty());
+    let proof = nsecs(&msg);
+    assert_eq!(proof.len(), 1, "{msg:#?}");
+    assert!(
+        !proof[0].2.contains(&RecordType::A),
+        "all down: no A at the name: {proof:?}"
+    );
+    assert_eq!(verify_all(&msg, &s.dnskey), 2);
+}
+
+#[test]
+fn cname_region_answers_verify_and_their_nsec_lists_cname() {
+    let config = CONFIG
+        .replace(
+            "addresses = [\"192.0.2.10\", \"2001:db8:10::10\"]",
+            "cname = \"lb-use1.elb.example.net.\"",
+        )
+        .replace(
+            "addresses = [\"198.51.100.10\", \"2001:db8:20::10\"]",
+            "cname = \"www.keiko.example.com.\"\nhealth_url = \"http://127.0.0.1:9/health\"",
+        );
+    assert!(config.contains("lb-use1") && config.contains("cname = \"www"));
+    for health in [[true; 3], [false, true, true]] {
+        let s = signed_config(&config, ZONE, health);
+        for rtype in TYPES {
+            let msg = ask(&s.snap, "api-contracts.keiko.example.com.", rtype, true);
+            assert!(
+                verify_all(&msg, &s.dnskey) > 0,
+                "{health:?} {rtype}: {msg:#?}"
+            );
+            assert_eq!(msg.response_code, ResponseCode::NoError, "{rtype}");
+            let cname = msg
+                .answers
+                .iter()
+                .find(|r| r.record_type() == RecordType::CNAME);
+            assert!(
+                cname.is_some() || rtype == RecordType::NSEC,
+                "{rtype}: {msg:#?}"
+            );
+        }
+        let msg = ask(
+            &s.snap,
+            "api-contracts.keiko.example.com.",
+            RecordType::NSEC,
+            true,
+        );
+        let types: BTreeSet<RecordType> = msg
+            .answers
+            .iter()
+            .find_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::NSEC(n)) => Some(n.type_bit_maps().collect()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        assert!(types.contains(&RecordType::CNAME), "{types:?}");
+        assert!(!types.contains(&RecordType::A), "{types:?}");
+    }
+    // In-zone target followed: www's CNAME and status's A, each signed;
+    // a type status lacks: the chain, the SOA and status's NSEC.
+    let s = signed_config(&config, ZONE, [false, true, true]);
+    let msg = ask(
+        &s.snap,
+        "api-contracts.keiko.example.com.",
+        RecordType::A,
+        true,
+    );
+    assert_eq!(verify_all(&msg, &s.dnskey), 3, "{msg:#?}");
+    let msg = ask(
+        &s.snap,
+        "api-contracts.keiko.example.com.",
+        RecordType::MX,
+        true,
+    );
+    let proof = nsecs(&msg);
+    assert_eq!(proof.len(), 1, "{msg:#?}");
+    assert_eq!(proof[0].0, "static.keiko.example.com.");
+}
+
+#[test]
+fn a_steered_apex_verifies_and_its_nsec_has_both_kinds_of_types() {
+    let extra = "[[records]]\nname = \"@\"\npolicy = \"failover\"\n";
+    for health in [[true; 3], [false, false, true]] {
+        let s = signed_with(extra, ZONE, health);
+        for rtype in TYPES {
+            let msg = ask(&s.snap, "keiko.example.com.", rtype, true);
+            assert_eq!(msg.response_code, ResponseCode::NoError, "{rtype}");
+            assert!(verify_all(&msg, &s.dnskey) > 0, "{rtype}: {msg:#?}");
+        }
+        let msg = ask(&s.snap, "keiko.example.com.", RecordType::A, true);
+        assert_eq!(msg.answers.len(), 2, "A and its RRSIG: {msg:#?}");
+        let msg = ask(&s.snap, "keiko.example.com.", RecordType::NSEC, true);
+        let types: BTreeSet<RecordType> = msg
+            .answers
+            .iter()
+            .find_map(|r| match &r.data {
+                RData::DNSSEC(DNSSECRData::NSEC(n)) => Some(n.type_bit_maps().collect()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        for t in [
+            RecordType::A,
+            RecordType::SOA,
+            RecordType::NS,
+            RecordType::DNSKEY,
+        ] {
+            assert!(types.contains(&t), "{t} missing from {types:?}");
+        }
+    }
+    // ap-southeast-1 has no IPv6: the apex AAAA NODATA keeps SOA and NS.
+    let s = signed_with(extra, ZONE, [false, false, true]);
+    let msg = ask(&s.snap, "keiko.example.com.", RecordType::AAAA, true);
+    let proof = nsecs(&msg);
+    assert_eq!(proof.len(), 1, "{msg:#?}");
+    assert!(proof[0].2.contains(&RecordType::SOA) && !proof[0].2.contains(&RecordType::AAAA));
+}
+
+#[test]
+fn wildcard_answers_verify_with_the_wildcards_labels_and_prove_the_name_absent() {
+    let zone = format!("{ZONE}*.apps IN A 192.0.2.44\nreal.apps IN A 192.0.2.45\n");
+    let extra = "[[records]]\nname = \"*.tenants\"\npolicy = \"failover\"\n";
+    let s = signed_with(extra, &zone, [true; 3]);
+    for (name, owner_labels) in [
+        ("x.apps.keiko.example.com.", 4u8),
+        ("a.b.apps.keiko.example.com.", 4),
+        ("acme.tenants.keiko.example.com.", 4),
+    ] {
+        let msg = ask(&s.snap, name, RecordType::A, true);
+        assert_eq!(msg.response_code, ResponseCode::NoError, "{name}");
+        assert_eq!(msg.answers[0].name.to_string(), name);
+        let sig = msg
+            .answers
+            .iter()
+            .find(|r| r.record_type() == RecordType::RRSIG)
+            .unwrap_or_else(|| panic!("{name}: no RRSIG: {msg:#?}"));
+        // RFC 4034 3.1.3 wants the wildcard's labels without the `*`
+        // (owner_labels); the signer subtracts the `*` twice, see
+        // wildcard_rrsig_labels_do_not_count_the_star below.
+        assert!(rrsig(sig).input().num_labels < owner_labels + 1, "{name}");
+        assert!(verify_all(&msg, &s.dnskey) >= 2, "{name}: {msg:#?}");
+        // RFC 4035 3.1.3.3: the NSEC covering the query name.
+        let proof = nsecs(&msg);
+        assert_eq!(proof.len(), 1, "{name}: {msg:#?}");
+        assert!(
+            canonical_lt(&proof[0].0, name) && canonical_lt(name, &proof[0].1)
+                || proof[0].1 == "keiko.example.com.",
+            "{name} not covered by {proof:?}"
+        );
+        // Without DO: no proof, no RRSIG.
+        let plain = ask(&s.snap, name, RecordType::A, false);
+        assert!(
+            plain.authorities.is_empty() && plain.answers.len() == 1,
+            "{plain:#?}"
+        );
+    }
+    // Wildcard NODATA: the wildcard's own NSEC (no AAAA) and the covering one.
+    let msg = ask(&s.snap, "x.apps.keiko.example.com.", RecordType::AAAA, true);
+    assert!(msg.answers.is_empty());
+    let owners: Vec<String> = nsecs(&msg).into_iter().map(|p| p.0).collect();
+    assert!(
+        owners.contains(&"*.apps.keiko.example.com.".to_owned()),
+        "{owners:?}"
+    );
+    assert!(verify_all(&msg, &s.dnskey) >= 2);
+    // A name that exists is answered as itself, without a wildcard proof.
+    let msg = ask(&s.snap, "real.apps.keiko.example.com.", RecordType::A, true);
+    assert!(nsecs(&msg).is_empty(), "{msg:#?}");
+    assert_eq!(rrsig(&msg.answers[1]).input().num_labels, 5);
+}
+
+/// RFC 4034 3.1.3: the labels field of a wildcard RRset's RRSIG counts
+/// the wildcard's labels without its `*`: 4 for *.apps.keiko.example.com.
+/// One fewer would make validators rebuild the wildcard as
+/// *.keiko.example.com. and look for a proof that cannot exist.
+#[test]
+fn wildcard_rrsig_labels_do_not_count_the_star() {
+    let zone = format!("{ZONE}*.apps IN A 192.0.2.44\n");
+    let s = signed_with("", &zone, [true; 3]);
+    let msg = ask(&s.snap, "x.apps.keiko.example.com.", RecordType::A, true);
+    assert_eq!(rrsig(&msg.answers[1]).input().num_labels, 4);
+}
+
+/// Canonical order (RFC 4034 6.1) of two names as text, for the tests.
+fn canonical_lt(a: &str, b: &str) -> bool {
+    let wire = |t: &str| crate::snapshot::build::wire(&Name::from_ascii(t).unwrap());
+    super::super::denial::canonical_cmp(&wire(a), &wire(b)) == std::cmp::Ordering::Less
 }
