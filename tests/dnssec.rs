@@ -474,3 +474,41 @@ fn a_bad_key_is_a_clear_error_and_a_reload_keeps_the_signed_table() {
         assert_eq!(served_dnskey(&server), before, "{problem}: same key served");
     }
 }
+
+#[test]
+fn wildcard_answers_and_their_denials_validate() {
+    let keys = tempfile::tempdir().unwrap();
+    let key = key_file(keys.path(), "zone.pem");
+    let zone = default_zone() + "*.apps 300 IN A 192.0.2.44\n";
+    let server = Server::start(&signed_config(&key), &zone);
+    let anchor = served_dnskey(&server);
+    let unbound = Unbound::start_with(
+        server.ws.dns_port,
+        Some(Validation {
+            anchor: &anchor,
+            date: None,
+        }),
+    );
+    let ok = ResponseCode::NoError;
+    for (name, rtype, rcode) in [
+        ("x.apps", RecordType::A, ok),
+        ("Mixed.Case.apps", RecordType::A, ok),
+        ("x.apps", RecordType::TXT, ok),
+        ("x.nope.apps-not", RecordType::A, ResponseCode::NXDomain),
+    ] {
+        let m = unbound.resolve(name, rtype, None);
+        assert_validated(&unbound, &m, &format!("{name} {rtype}"), rcode);
+        if rtype == RecordType::A && rcode == ok {
+            assert_eq!(
+                v4(&m),
+                vec!["192.0.2.44".parse::<IpAddr>().unwrap()],
+                "{name}"
+            );
+            assert_eq!(
+                m.answers[0].name.to_string().to_lowercase(),
+                fqdn(name).to_lowercase(),
+                "the owner is the query name"
+            );
+        }
+    }
+}
