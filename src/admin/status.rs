@@ -435,8 +435,21 @@ mod tests {
         assert_eq!(never["state"], "unreachable");
         assert!(never["last_seen_seconds"].is_null() && never["routing_version"].is_null());
 
-        let mut status = Status {
-            instance: "ns1.us-east-1".into(),
+        let mut status = empty_status("ns1.us-east-1");
+        let text = serde_json::to_string(&status).unwrap();
+        assert!(!text.contains("\"fleet\""), "{text}");
+        status.fleet = Some(fleet.clone());
+        let back: Status = serde_json::from_str(&serde_json::to_string(&status).unwrap()).unwrap();
+        assert_eq!(back.fleet, Some(fleet));
+        // An older server's document (no fleet, no observers) still reads.
+        let old: Status = serde_json::from_str(&text).unwrap();
+        assert!(old.fleet.is_none());
+    }
+
+    /// A status document with nothing in it but its instance.
+    fn empty_status(instance: &str) -> Status {
+        Status {
+            instance: instance.into(),
             region: "us-east-1".into(),
             config_version: 1,
             snapshot_version: 1,
@@ -447,15 +460,7 @@ mod tests {
             regions: vec![],
             records: vec![],
             events: vec![],
-        };
-        let text = serde_json::to_string(&status).unwrap();
-        assert!(!text.contains("\"fleet\""), "{text}");
-        status.fleet = Some(fleet.clone());
-        let back: Status = serde_json::from_str(&serde_json::to_string(&status).unwrap()).unwrap();
-        assert_eq!(back.fleet, Some(fleet));
-        // An older server's document (no fleet, no observers) still reads.
-        let old: Status = serde_json::from_str(&text).unwrap();
-        assert!(old.fleet.is_none());
+        }
     }
 
     #[test]
@@ -484,19 +489,7 @@ mod tests {
         let late = now + Duration::from_secs(86_400 + 90);
         assert_eq!(DnssecStatus::of(&summary, late).expires_in_seconds, -90);
 
-        let mut status = Status {
-            instance: "ns1.test".into(),
-            region: "us-east-1".into(),
-            config_version: 1,
-            snapshot_version: 1,
-            ready: true,
-            zone: "keiko.example.com.".into(),
-            fleet: None,
-            dnssec: None,
-            regions: vec![],
-            records: vec![],
-            events: vec![],
-        };
+        let mut status = empty_status("ns1.test");
         let json = serde_json::to_value(&status).unwrap();
         assert!(
             json["dnssec"].is_null() && json.get("dnssec").is_some(),

@@ -486,16 +486,7 @@ fn region_answers(
             continue;
         }
         let proof: Vec<&[u8]> = own_nsec.as_deref().into_iter().collect();
-        let a: Vec<Record> = region
-            .ipv4
-            .iter()
-            .map(|ip| Record::from_rdata(name.clone(), record.ttl, RData::A(A(*ip))))
-            .collect();
-        let aaaa: Vec<Record> = region
-            .ipv6
-            .iter()
-            .map(|ip| Record::from_rdata(name.clone(), record.ttl, RData::AAAA(AAAA(*ip))))
-            .collect();
+        let (a, aaaa) = address_records(name, record.ttl, &region.ipv4, &region.ipv6);
         let mut one = |qtype: RecordType, records: &[Record]| {
             // These bytes serve names of every length: the NODATA SOA is
             // one relocated per question, like every negative answer's.
@@ -679,18 +670,12 @@ fn value_answers(
         };
         let proof: Vec<&[u8]> = own_nsec.as_deref().into_iter().collect();
         let take = usize::from(max);
-        let a: Vec<Record> = regions
-            .iter()
-            .flat_map(|r| &r.ipv4)
-            .take(take)
-            .map(|ip| Record::from_rdata(name.clone(), record.ttl, RData::A(A(*ip))))
-            .collect();
-        let aaaa: Vec<Record> = regions
-            .iter()
-            .flat_map(|r| &r.ipv6)
-            .take(take)
-            .map(|ip| Record::from_rdata(name.clone(), record.ttl, RData::AAAA(AAAA(*ip))))
-            .collect();
+        let (a, aaaa) = address_records(
+            name,
+            record.ttl,
+            regions.iter().flat_map(|r| &r.ipv4).take(take),
+            regions.iter().flat_map(|r| &r.ipv6).take(take),
+        );
         let mut one = |qtype: RecordType, records: &[Record]| {
             if records.is_empty() {
                 return enc.negative(NOERROR, negative, origin, &proof);
@@ -728,6 +713,24 @@ fn value_answers(
         });
     }
     Ok(answers)
+}
+
+/// A and AAAA records of `name` for these addresses.
+fn address_records<'a>(
+    name: &Name,
+    ttl: u32,
+    ipv4: impl IntoIterator<Item = &'a std::net::Ipv4Addr>,
+    ipv6: impl IntoIterator<Item = &'a std::net::Ipv6Addr>,
+) -> (Vec<Record>, Vec<Record>) {
+    let record = |data| Record::from_rdata(name.clone(), ttl, data);
+    (
+        ipv4.into_iter()
+            .map(|ip| record(RData::A(A(*ip))))
+            .collect(),
+        ipv6.into_iter()
+            .map(|ip| record(RData::AAAA(AAAA(*ip))))
+            .collect(),
+    )
 }
 
 type Classified = (Vec<GeoClass>, ClientMap, ClientMap);

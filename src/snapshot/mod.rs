@@ -176,6 +176,23 @@ impl Outcome {
     }
 }
 
+impl<'a> Lookup<'a> {
+    /// An answer that carries its own proof and is written as encoded.
+    fn positive(
+        prepared: &'a Prepared,
+        scope: Option<u8>,
+        steered: Option<(usize, RegionId, Outcome)>,
+    ) -> Lookup<'a> {
+        Lookup::Answer {
+            prepared,
+            scope,
+            steered,
+            denial: Denial::None,
+            rotate: 0,
+        }
+    }
+}
+
 /// A negative answer whose NSEC proof depends on the query name, so the
 /// data plane picks it from the chain (only for DO queries to a signed zone).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,13 +346,7 @@ impl Snapshot {
         draw: &mut dyn FnMut(u32) -> u32,
     ) -> Lookup<'a> {
         let c = &self.compiled;
-        let answer = |prepared, scope, steered| Lookup::Answer {
-            prepared,
-            scope,
-            steered,
-            denial: Denial::None,
-            rotate: 0,
-        };
+        let answer = Lookup::positive;
         match node {
             Node::Empty => Lookup::Answer {
                 prepared: &c.nodata,
@@ -376,13 +387,7 @@ impl Snapshot {
         draw: &mut dyn FnMut(u32) -> u32,
     ) -> Lookup<'a> {
         let c = &self.compiled;
-        let answer = |prepared, scope, steered| Lookup::Answer {
-            prepared,
-            scope,
-            steered,
-            denial: Denial::None,
-            rotate: 0,
-        };
+        let answer = Lookup::positive;
         let (choice, scope, index) = match s.policy {
             Policy::Multivalue { .. } => {
                 let (set, scope) = self.value_set(client);
