@@ -210,22 +210,18 @@ impl Steer {
             _ => client,
         };
         let rng = &mut self.rng;
-        match snap.lookup(q.qname(), q.qtype, located, &mut |n| rng.random_range(0..n)) {
+        let dnssec_ok = q.edns.as_ref().is_some_and(|e| e.dnssec_ok);
+        let draw = &mut |n| rng.random_range(0..n);
+        match snap.lookup(q.qname(), q.qtype, located, dnssec_ok, draw) {
             Lookup::Refused => r.error(Rcode::Refused, out),
             Lookup::Answer {
                 prepared,
                 scope,
                 steered,
-                denial,
+                proof,
                 rotate,
             } => {
-                let dnssec_ok = q.edns.as_ref().is_some_and(|e| e.dnssec_ok);
                 let prepared = prepared.variant(dnssec_ok);
-                let proof = if dnssec_ok {
-                    snap.compiled.proof(q.qname(), denial)
-                } else {
-                    [None, None]
-                };
                 let proof_records = 2 * proof.iter().flatten().count() as u16;
                 if let Some((record, region, outcome)) = steered {
                     let row = self.stats.row(self.index);

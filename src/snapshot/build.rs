@@ -179,9 +179,19 @@ impl Compiled {
                 parent = parent.base_name();
             }
         }
+        let mut entries: FxHashMap<Box<[u8]>, u32> = FxHashMap::default();
+        let nodes: Box<[Node]> = names
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, node))| {
+                entries.insert(name, i as u32);
+                node
+            })
+            .collect();
         let (chain, dnssec) = match signing {
             Some(s) => {
-                let (chain, summary) = s.finish();
+                let (mut chain, summary) = s.finish();
+                chain.bind(|name| entries.get(name).copied());
                 (Some(chain), Some(summary))
             }
             None => (None, None),
@@ -202,7 +212,8 @@ impl Compiled {
             routing_inputs: super::digest::routing_inputs(&config, &zone, geo.as_deref()),
             rate_limiter,
             origin: wire(&zone.origin),
-            names,
+            names: entries,
+            nodes,
             nxdomain,
             nodata,
             servfail: super::Prepared::servfail(),

@@ -3,25 +3,82 @@
 //! that prove a name does not exist.
 //!
 //! Every NSEC RRset is signed and encoded when the table is built; a
-//! query only picks one or two of them, by binary search over the names
-//! in canonical order. Nothing here allocates or signs.
+//! query only picks one or two of them. The names are kept as a tree of
+//! labels whose children are in canonical order, so a query walks down
+//! from the apex with one binary search of short labels per level: where
+//! the walk stops is the closest encloser, and the gap it stops in names
+//! the NSEC that covers the query. Nothing here hashes, allocates or
+//! signs.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
-use rustc_hash::FxHashMap;
-
-use crate::wire::MAX_NAME;
-
-/// The NSEC chain: owner names in canonical order, each with its NSEC
-/// RRset and RRSIG encoded without compression, so the bytes can follow
-/// any question. Names are kept as sort keys ([`sort_key`]), so a query
-/// is one key built on the stack and a binary search of byte strings.
+/// The NSEC chain as a tree of the names under the origin.
 pub(crate) struct Chain {
-    keys: Box<[Box<[u8]>]>,
-    records: Box<[Box<[u8]>]>,
-    /// Every name in the table (empty non-terminals too) to the NSEC that
-    /// covers the wildcard below it: the closest encloser's proof.
-    wildcards: FxHashMap<Box<[u8]>, u32>,
+    origin: Box<[u8]>,
+    /// Node 0 is the apex; a node's children are a contiguous block of
+    /// the `child_*` arrays, in canonical label order.
+    nodes: Box<[Node]>,
+    /// The first sixteen octets of each child label, big-endian and
+    /// zero-padded, and its length: the search compares these and reads
+    /// a label only when two longer ones tie (names often share a long
+    /// prefix, as `api-contracts-*` do).
+    child_prefix: Box<[u128]>,
+    child_len: Box<[u8]>,
+    child_label: Packed,
+    child_node: Box<[u32]>,
+    /// Each name's NSEC RRset and RRSIG, encoded without compression so
+    /// the bytes can follow any question, in canonical order.
+    records: Packed,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Node {
+    children_start: u32,
+    children_end: u32,
+    /// The record of the last name at or before this one: its own, or for
+    /// an empty non-terminal the one before it.
+    at_or_before: u32,
+    /// The record of the last name in this subtree.
+    last: u32,
+    /// The record covering `*.` this name: the wildcard proof when this
+    /// is a query's closest encloser.
+    wildcard: u32,
+    /// The child `*`, when there is one: the source of synthesis below.
+    wildcard_child: u32,
+    /// The table's entry for this name (see [`Chain::bind`]).
+    name: u32,
+}
+
+/// Byte strings laid end to end: one allocation, no pointer per entry.
+struct Packed {
+    bytes: Box<[u8]>,
+    ends: Box<[u32]>,
+}
+
+impl Packed {
+    fn new<'a>(items: impl Iterator<Item = &'a [u8]>) -> Packed {
+        let mut bytes = Vec::new();
+        let mut ends = Vec::new();
+        for item in items {
+            bytes.extend_from_slice(item);
+            ends.push(bytes.len() as u32);
+        }
+        Packed {
+            bytes: bytes.into(),
+            ends: ends.into(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)? as usize;
+        let start = i.checked_sub(1).map_or(0, |p| self.ends[p] as usize);
+        self.bytes.get(start..end)
+    }
+
+    fn memory_bytes(&self) -> usize {
+        self.bytes.len() + 4 * self.ends.len()
+    }
 }
 
 /// An owner name and its encoded NSEC RRset with RRSIG.
@@ -31,129 +88,333 @@ pub(crate) type Link = (Box<[u8]>, Box<[u8]>);
 /// RRSIG, so two records each).
 pub(crate) type Proof<'a> = [Option<&'a [u8]>; 2];
 
-/// Longest sort key: every octet of a 255-octet name escaped.
-const MAX_KEY: usize = 2 * MAX_NAME;
+/// Where a name falls in the tree.
+struct Place {
+    /// The deepest node on the name's path: the name itself when it
+    /// exists, else its closest encloser.
+    node: usize,
+    /// The record of the last name at or before the name.
+    at_or_before: u32,
+    exists: bool,
+}
+
+/// What a query name is in a signed table, found by one walk.
+pub(crate) enum Found<'a> {
+    /// The name exists: its table entry, and the NSEC covering it (what
+    /// proves NODATA at an empty non-terminal).
+    Name {
+        entry: u32,
+        covering: Option<&'a [u8]>,
+    },
+    /// The name does not exist, but the wildcard at its closest encloser
+    /// does: that wildcard's entry, and the NSEC covering the name.
+    Wildcard {
+        entry: u32,
+        covering: Option<&'a [u8]>,
+    },
+    /// The name does not exist: the NXDOMAIN proof.
+    Missing(Proof<'a>),
+}
+
+/// A name being laid out: children keyed by label, which `BTreeMap`
+/// keeps in canonical order (octet strings, shorter first on a tie).
+#[derive(Default)]
+struct Draft {
+    record: Option<Box<[u8]>>,
+    children: BTreeMap<Box<[u8]>, Draft>,
+}
+
+const NONE: u32 = u32::MAX;
 
 impl Chain {
-    /// `links` in any order; `names` every lowercase wire name that exists
-    /// in the table (the closest enclosers a query can have).
-    pub(crate) fn new(links: Vec<Link>, names: &[&[u8]]) -> Chain {
-        let mut keyed: Vec<Link> = links
-            .into_iter()
-            .map(|(name, record)| {
-                let mut buf = [0u8; MAX_KEY];
-                let len = sort_key(&name, &mut buf);
-                (Box::from(&buf[..len]), record)
-            })
-            .collect();
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        keyed.dedup_by(|a, b| a.0 == b.0);
-        let (keys, records) = keyed.into_iter().unzip::<_, _, Vec<_>, Vec<_>>();
+    /// `links` in any order; owners are lowercase wire names under
+    /// `origin` (others are left out: no query needs them).
+    pub(crate) fn new(origin: &[u8], links: Vec<Link>) -> Chain {
+        let mut apex = Draft::default();
+        'links: for (name, record) in links {
+            let mut draft = &mut apex;
+            let mut end = name.len().saturating_sub(origin.len());
+            while end > 0 {
+                let Some(start) = label_ending_at(&name, end) else {
+                    continue 'links;
+                };
+                draft = draft
+                    .children
+                    .entry(name[start + 1..end].into())
+                    .or_default();
+                end = start;
+            }
+            draft.record.get_or_insert(record);
+        }
+        let mut layout = Layout::default();
+        layout.place(&apex);
+        let count = layout.records.len() as u32;
+        // Names before the first record wrap to the last, as NSEC does
+        // (only a chain without its apex has any).
+        for node in &mut layout.nodes {
+            if node.at_or_before == NONE {
+                node.at_or_before = count.wrapping_sub(1);
+            }
+        }
         let mut chain = Chain {
-            keys: keys.into_boxed_slice(),
-            records: records.into_boxed_slice(),
-            wildcards: FxHashMap::default(),
+            origin: origin.into(),
+            nodes: layout.nodes.into(),
+            child_prefix: layout.labels.iter().map(|l| prefix(l)).collect(),
+            child_len: layout.labels.iter().map(|l| l.len() as u8).collect(),
+            child_label: Packed::new(layout.labels.iter().map(|l| &l[..])),
+            child_node: layout.child_node.into(),
+            records: Packed::new(layout.records.iter().map(|r| &r[..])),
         };
-        for name in names {
-            let mut wildcard = [0u8; MAX_NAME + 2];
-            let len = name.len() + 2;
-            if len > MAX_NAME {
-                continue;
-            }
-            wildcard[..2].copy_from_slice(b"\x01*");
-            wildcard[2..len].copy_from_slice(name);
-            if let Some(index) = chain.covering_index(&wildcard[..len]) {
-                chain.wildcards.insert(Box::from(*name), index as u32);
-            }
+        for i in 0..chain.nodes.len() {
+            let (rank, exact) = chain.rank(i, b"*");
+            chain.nodes[i].wildcard = match exact {
+                Some(child) => chain.nodes[child].at_or_before,
+                None => chain.gap(i, rank),
+            };
+            chain.nodes[i].wildcard_child = exact.map_or(NONE, |c| c as u32);
         }
         chain
     }
 
-    pub(crate) fn memory_bytes(&self) -> usize {
-        let boxed = |b: &[u8]| b.len() + std::mem::size_of::<Box<[u8]>>();
-        self.keys
-            .iter()
-            .chain(self.records.iter())
-            .map(|b| boxed(b))
-            .sum::<usize>()
-            + self.wildcards.keys().map(|k| boxed(k) + 4).sum::<usize>()
+    /// Ties every name of the tree to the table's entry for it, as
+    /// `entry` gives it from the lowercase wire name; names it does not
+    /// know are left unbound, and [`Chain::find`] reports them unfound.
+    pub(crate) fn bind(&mut self, entry: impl Fn(&[u8]) -> Option<u32>) {
+        let origin = self.origin.to_vec();
+        self.bind_below(0, &origin, &entry);
     }
 
-    fn covering_index(&self, name: &[u8]) -> Option<usize> {
-        let mut buf = [0u8; MAX_KEY];
-        let len = sort_key(name, &mut buf);
-        let key = &buf[..len];
-        let after = self.keys.partition_point(|k| **k <= *key);
-        // Before the first name (not in the zone) wraps to the last.
-        after.checked_sub(1).or(self.keys.len().checked_sub(1))
+    fn bind_below(&mut self, node: usize, name: &[u8], entry: &impl Fn(&[u8]) -> Option<u32>) {
+        self.nodes[node].name = entry(name).unwrap_or(NONE);
+        let Node {
+            children_start: start,
+            children_end: end,
+            ..
+        } = self.nodes[node];
+        for i in start as usize..end as usize {
+            let label = self.child_label.get(i).unwrap_or(&[]);
+            let child = [&[label.len() as u8][..], label, name].concat();
+            self.bind_below(self.child_node[i] as usize, &child, entry);
+        }
+    }
+
+    /// What lowercase wire `qname` is: a name of the table, a name the
+    /// wildcard at its closest encloser answers, or missing with its
+    /// NXDOMAIN proof. `None` when it is not under the origin, or names
+    /// an entry [`Chain::bind`] did not find.
+    pub(crate) fn find(&self, qname: &[u8]) -> Option<Found<'_>> {
+        let place = self.place(qname)?;
+        let node = &self.nodes[place.node];
+        let covering = self.record(place.at_or_before);
+        if place.exists {
+            let entry = Some(node.name).filter(|&e| e != NONE)?;
+            return Some(Found::Name { entry, covering });
+        }
+        if node.wildcard_child != NONE {
+            let entry = self.nodes[node.wildcard_child as usize].name;
+            let entry = Some(entry).filter(|&e| e != NONE)?;
+            return Some(Found::Wildcard { entry, covering });
+        }
+        Some(Found::Missing(self.proof(&place)))
+    }
+
+    pub(crate) fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.nodes)
+            + 21 * self.child_node.len()
+            + self.child_label.memory_bytes()
+            + self.records.memory_bytes()
+    }
+
+    /// The number of `node`'s children whose label sorts at or before
+    /// `label`, and the child whose label it is, if any.
+    fn rank(&self, node: usize, label: &[u8]) -> (usize, Option<usize>) {
+        self.rank_in(node, label, 0, label.len())
+    }
+
+    /// As [`Chain::rank`], for the label `bytes[at..at + len]`: the bytes
+    /// that follow it let its prefix be one load.
+    fn rank_in(&self, node: usize, bytes: &[u8], at: usize, len: usize) -> (usize, Option<usize>) {
+        let label = bytes.get(at..at + len).unwrap_or(&[]);
+        let Node {
+            children_start: start,
+            children_end: end,
+            ..
+        } = self.nodes[node];
+        let (start, end) = (start as usize, end as usize);
+        let p = prefix_in(bytes, at, len);
+        let cmp = |i: usize| match self.child_prefix[i].cmp(&p) {
+            // Equal in the prefix and no longer than it: equal but for
+            // trailing zero octets, so the shorter sorts first.
+            Ordering::Equal if len <= PREFIX && usize::from(self.child_len[i]) <= PREFIX => {
+                usize::from(self.child_len[i]).cmp(&len)
+            }
+            Ordering::Equal => self.child_label.get(i).unwrap_or(&[]).cmp(label),
+            other => other,
+        };
+        let (mut lo, mut hi) = (start, end);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if cmp(mid) == Ordering::Greater {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let exact = lo
+            .checked_sub(1)
+            .filter(|&i| i >= start && cmp(i) == Ordering::Equal)
+            .map(|i| self.child_node[i] as usize);
+        (lo - start, exact)
+    }
+
+    /// The record of the last name before everything below `node`'s
+    /// child number `rank` (the `rank` first children come before).
+    fn gap(&self, node: usize, rank: usize) -> u32 {
+        match rank.checked_sub(1) {
+            None => self.nodes[node].at_or_before,
+            Some(child) => {
+                let i = self.nodes[node].children_start as usize + child;
+                self.nodes[self.child_node[i] as usize].last
+            }
+        }
+    }
+
+    /// Walks lowercase wire `name` down from the apex; `None` when it is
+    /// not made of labels in front of the origin.
+    fn place(&self, name: &[u8]) -> Option<Place> {
+        let mut end = name.len().checked_sub(self.origin.len())?;
+        if name[end..] != *self.origin {
+            return None;
+        }
+        // From the label in front of the origin down to the first: each
+        // found by a scan from the front, as names are a few labels long
+        // and this keeps no list of offsets.
+        let mut node = 0;
+        while end > 0 {
+            let start = label_ending_at(name, end)?;
+            let (rank, exact) = self.rank_in(node, name, start + 1, end - start - 1);
+            end = start;
+            match exact {
+                Some(child) => node = child,
+                None => {
+                    return Some(Place {
+                        node,
+                        at_or_before: self.gap(node, rank),
+                        exists: false,
+                    });
+                }
+            }
+        }
+        Some(Place {
+            node,
+            at_or_before: self.nodes.get(node)?.at_or_before,
+            exists: true,
+        })
+    }
+
+    fn record(&self, i: u32) -> Option<&[u8]> {
+        self.records.get(i as usize)
     }
 
     /// The NSEC whose owner is the last name at or before `name`: the one
-    /// that covers it when `name` is not in the chain. The apex sorts
-    /// first, so every name in the zone has one.
-    pub(crate) fn covering(&self, name: &[u8]) -> Option<&[u8]> {
-        self.covering_index(name)
-            .and_then(|i| self.records.get(i))
-            .map(|r| &r[..])
+    /// that covers it when `name` is not in the chain.
+    #[cfg(test)]
+    fn covering(&self, name: &[u8]) -> Option<&[u8]> {
+        self.place(name).and_then(|p| self.record(p.at_or_before))
     }
 
     /// RFC 4035 3.1.3.2: the NSEC covering `qname`, and the one covering
-    /// the wildcard at its closest encloser (the longest ancestor in the
-    /// table), once when they are the same.
+    /// the wildcard at its closest encloser, once when they are the same.
     pub(crate) fn nxdomain(&self, qname: &[u8]) -> Proof<'_> {
-        let first = self.covering_index(qname);
-        let mut second = None;
-        let mut at = 0;
-        while let Some(&len) = qname.get(at) {
-            if len == 0 {
-                break;
-            }
-            at += 1 + usize::from(len);
-            if let Some(index) = qname.get(at..).and_then(|s| self.wildcards.get(s)) {
-                second = Some(*index as usize).filter(|i| Some(*i) != first);
-                break;
-            }
-        }
-        let record = |i: Option<usize>| i.and_then(|i| self.records.get(i)).map(|r| &r[..]);
-        [record(first), record(second)]
+        self.place(qname).map_or([None, None], |p| self.proof(&p))
+    }
+
+    fn proof(&self, place: &Place) -> Proof<'_> {
+        let wildcard = self.nodes[place.node].wildcard;
+        [
+            self.record(place.at_or_before),
+            Some(wildcard)
+                .filter(|&w| w != place.at_or_before)
+                .and_then(|w| self.record(w)),
+        ]
     }
 }
 
-/// Writes into `out` a byte string whose plain byte order is the RFC 4034
-/// 6.1 canonical order of lowercase wire names: labels from the root down,
-/// each followed by 0, its octets shifted so that none is 0 (0 and 1 are
-/// escaped as 1,1 and 1,2). Returns its length.
-pub(crate) fn sort_key(name: &[u8], out: &mut [u8; MAX_KEY]) -> usize {
-    let mut starts = [0u8; 128];
-    let n = labels(name, &mut starts);
-    let mut len = 0;
-    for i in (0..n).rev() {
-        let label = label(name, starts[i]);
-        // Host names never hold octets 0 or 1: one copy per label.
-        if label.iter().all(|&o| o > 1) && len + label.len() < out.len() {
-            out[len..len + label.len()].copy_from_slice(label);
-            len += label.len();
-        } else {
-            for &octet in label {
-                let escaped: &[u8] = match octet {
-                    0 => &[1, 1],
-                    1 => &[1, 2],
-                    _ => std::slice::from_ref(&octet),
-                };
-                if len + escaped.len() + 1 > out.len() {
-                    return len;
-                }
-                out[len..len + escaped.len()].copy_from_slice(escaped);
-                len += escaped.len();
-            }
+/// Lays the drafted tree out flat, records in canonical order (the
+/// tree's pre-order).
+#[derive(Default)]
+struct Layout<'a> {
+    nodes: Vec<Node>,
+    labels: Vec<&'a [u8]>,
+    child_node: Vec<u32>,
+    records: Vec<&'a [u8]>,
+}
+
+impl<'a> Layout<'a> {
+    fn place(&mut self, draft: &'a Draft) -> u32 {
+        let id = self.nodes.len();
+        self.nodes.push(Node::default());
+        if let Some(record) = &draft.record {
+            self.records.push(&record[..]);
         }
-        if len >= out.len() {
-            return len;
+        let at_or_before = (self.records.len() as u32).wrapping_sub(1);
+        let start = self.labels.len();
+        for label in draft.children.keys() {
+            self.labels.push(label);
+            self.child_node.push(NONE);
         }
-        out[len] = 0;
-        len += 1;
+        for (i, child) in draft.children.values().enumerate() {
+            let child = self.place(child);
+            self.child_node[start + i] = child;
+        }
+        self.nodes[id] = Node {
+            children_start: start as u32,
+            children_end: (start + draft.children.len()) as u32,
+            at_or_before,
+            last: (self.records.len() as u32).wrapping_sub(1),
+            wildcard: NONE,
+            wildcard_child: NONE,
+            name: NONE,
+        };
+        id as u32
     }
-    len
+}
+
+/// Octets of a label the search compares as one integer.
+const PREFIX: usize = 16;
+
+/// [`prefix`] of `bytes[at..at + len]`.
+fn prefix_in(bytes: &[u8], at: usize, len: usize) -> u128 {
+    match bytes.get(at..).and_then(|b| b.first_chunk::<PREFIX>()) {
+        Some(window) if len >= PREFIX => u128::from_be_bytes(*window),
+        Some(_) if len == 0 => 0,
+        Some(window) => u128::from_be_bytes(*window) & (u128::MAX << (8 * (PREFIX - len))),
+        None => prefix(bytes.get(at..at + len).unwrap_or(&[])),
+    }
+}
+
+fn prefix(label: &[u8]) -> u128 {
+    match label.first_chunk::<PREFIX>() {
+        Some(first) => u128::from_be_bytes(*first),
+        None => label
+            .iter()
+            .enumerate()
+            .fold(0, |p, (i, &o)| p | u128::from(o) << (120 - 8 * i)),
+    }
+}
+
+/// The offset of the label of wire `name` that ends at `end`, when a
+/// label does.
+fn label_ending_at(name: &[u8], end: usize) -> Option<usize> {
+    let mut at = 0;
+    loop {
+        let next = at + 1 + usize::from(*name.get(at)?);
+        match next.cmp(&end) {
+            Ordering::Less => at = next,
+            Ordering::Equal => return Some(at),
+            Ordering::Greater => return None,
+        }
+    }
 }
 
 /// Offsets of the labels of a lowercase uncompressed wire name, the root
@@ -245,32 +506,36 @@ mod tests {
             assert_eq!(canonical_cmp(&pair[1], &pair[0]), Ordering::Greater);
         }
         assert_eq!(canonical_cmp(&names[3], &names[3]), Ordering::Equal);
-        // The sort keys order the same way.
-        let key = |n: &[u8]| {
-            let mut buf = [0u8; MAX_KEY];
-            let len = sort_key(n, &mut buf);
-            buf[..len].to_vec()
-        };
-        for pair in names.windows(2) {
-            assert!(key(&pair[0]) < key(&pair[1]), "{pair:?}");
-        }
         let zero = [&[1u8, 0][..], &wire("z.example.")].concat();
         let one = [&[1u8, 1][..], &wire("z.example.")].concat();
-        let two = [&[1u8, 2][..], &wire("z.example.")].concat();
         assert_eq!(canonical_cmp(&zero, &one), Ordering::Less);
-        assert!(key(&wire("z.example.")) < key(&zero));
-        assert!(key(&zero) < key(&one) && key(&one) < key(&two));
+        assert_eq!(canonical_cmp(&wire("z.example."), &zero), Ordering::Less);
+        // The chain lays its records out in the same order, whatever
+        // order they come in.
+        let mut shuffled: Vec<Box<[u8]>> = names.iter().rev().cloned().collect();
+        // (\001.z.example is in the list already.)
+        let two = [&[2u8, 0, 1][..], &wire("z.example.")].concat();
+        shuffled.extend([zero.clone().into(), two.into()]);
+        shuffled.swap(0, 4);
+        let chain = Chain::new(
+            &[0],
+            shuffled.iter().map(|n| (n.clone(), n.clone())).collect(),
+        );
+        let mut expected = shuffled.clone();
+        expected.sort_by(|a, b| canonical_cmp(a, b));
+        let laid: Vec<&[u8]> = (0..expected.len())
+            .map(|i| chain.records.get(i).unwrap())
+            .collect();
+        assert_eq!(laid, expected.iter().map(|e| &e[..]).collect::<Vec<_>>());
     }
 
     fn chain(names: &[&str]) -> Chain {
-        let wires: Vec<Box<[u8]>> = names.iter().map(|n| wire(n)).collect();
-        let all: Vec<&[u8]> = wires.iter().map(|w| &w[..]).collect();
         Chain::new(
+            &wire("zone."),
             names
                 .iter()
                 .map(|n| (wire(n), n.as_bytes().to_vec().into_boxed_slice()))
                 .collect(),
-            &all,
         )
     }
 
@@ -302,5 +567,155 @@ mod tests {
         // a.zone: both the name and *.zone are covered by the apex's NSEC.
         let p = c.nxdomain(&wire("a.zone."));
         assert_eq!((text(p[0]), text(p[1])), ("zone.", "-"));
+    }
+
+    #[test]
+    fn an_empty_non_terminal_can_be_the_closest_encloser() {
+        // b.zone exists only because a.b.zone and x.b.zone do.
+        let c = chain(&["zone.", "a.b.zone.", "x.b.zone.", "m.zone."]);
+        // c.b.zone: covered by a.b.zone; *.b.zone sorts before a.b.zone,
+        // so the apex's NSEC covers it.
+        let p = c.nxdomain(&wire("c.b.zone."));
+        assert_eq!((text(p[0]), text(p[1])), ("a.b.zone.", "zone."));
+        // A name outside the origin has no proof.
+        assert_eq!(c.nxdomain(&wire("a.other.")), [None, None]);
+    }
+
+    /// `w` and its ancestors, longest first.
+    fn ancestors(w: &[u8]) -> impl Iterator<Item = &[u8]> {
+        std::iter::successors(Some(0usize), move |&at| {
+            let next = at + 1 + usize::from(w[at]);
+            (next < w.len()).then_some(next)
+        })
+        .map(move |at| &w[at..])
+    }
+
+    /// The proof chosen by brute force: the last name at or before the
+    /// query in canonical order, and the last one before `*.` its longest
+    /// existing ancestor.
+    fn reference<'a>(names: &[&'a str], qname: &[u8]) -> (&'a str, &'a str) {
+        let wires: Vec<Box<[u8]>> = names.iter().map(|n| wire(n)).collect();
+        let before = |q: &[u8]| {
+            let (i, _) = wires
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| canonical_cmp(w, q) != Ordering::Greater)
+                .max_by(|a, b| canonical_cmp(a.1, b.1))
+                .unwrap();
+            names[i]
+        };
+        let exists = |a: &[u8]| wires.iter().any(|w| ancestors(w).any(|x| x == a));
+        let encloser = ancestors(qname).find(|a| exists(a)).unwrap_or(qname);
+        let first = before(qname);
+        let second = before(&[b"\x01*", encloser].concat());
+        (first, if second == first { "-" } else { second })
+    }
+
+    #[test]
+    fn every_nxdomain_proof_matches_a_brute_force_choice() {
+        let names = [
+            "zone.",
+            "a.zone.",
+            "b.a.zone.",
+            "c.b.a.zone.",
+            "*.c.zone.",
+            "d.c.zone.",
+            "m.x.y.zone.",
+            "z.x.y.zone.",
+            "\u{1}.q.zone.",
+            "zz.zone.",
+            // Labels alike in their first eight octets.
+            "longlabel-one.zone.",
+            "longlabel-two.x.y.zone.",
+            // Alike in their first sixteen, and equal but for a trailing
+            // zero octet.
+            "a-very-long-label-one.zone.",
+            "zz\u{0}.b.a.zone.",
+        ];
+        let c = chain(&names);
+        let wires: Vec<Box<[u8]>> = names.iter().map(|n| wire(n)).collect();
+        let labels = [
+            "a",
+            "b",
+            "c",
+            "d",
+            "m",
+            "x",
+            "y",
+            "z",
+            "zz",
+            "0",
+            "*",
+            "\u{1}",
+            "longlabel",
+            "longlabel-one",
+            "longlabel-onf",
+            "longlabel-tw",
+            "a-very-long-label",
+            "a-very-long-label-o",
+            "a-very-long-label-one",
+            "a-very-long-label-onf",
+            "zz\u{0}",
+            "zz\u{0}\u{0}",
+        ];
+        let mut checked = 0;
+        for l1 in labels {
+            for l2 in labels {
+                for l3 in ["", "a.", "x.y.", "q.", "c.", "b.a.", "zz.b.a."] {
+                    let text = format!("{l1}.{l2}.{l3}zone.");
+                    let q = wire(&text);
+                    let (first, _) = reference(&names, &q);
+                    assert_eq!(text_of(c.covering(&q)), first, "{text}");
+                    // Only names that do not exist (not even as empty
+                    // non-terminals) get an NXDOMAIN proof.
+                    if wires.iter().any(|w| ancestors(w).any(|a| a == &q[..])) {
+                        continue;
+                    }
+                    let p = c.nxdomain(&q);
+                    assert_eq!(
+                        (text_of(p[0]), text_of(p[1])),
+                        reference(&names, &q),
+                        "{text}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 3000, "{checked}");
+    }
+
+    fn text_of(p: Option<&[u8]>) -> &str {
+        p.map_or("-", |b| std::str::from_utf8(b).unwrap())
+    }
+
+    #[test]
+    fn find_names_the_entry_the_wildcard_or_the_proof() {
+        let names = ["zone.", "a.b.zone.", "*.c.zone.", "m.zone."];
+        let mut c = chain(&names);
+        // The table's entries: every name and empty non-terminal but c.zone.
+        let entries = ["zone.", "b.zone.", "a.b.zone.", "*.c.zone.", "m.zone."];
+        c.bind(|name| {
+            entries
+                .iter()
+                .position(|e| wire(e)[..] == *name)
+                .map(|i| i as u32)
+        });
+        let find = |q: &str| match c.find(&wire(q)) {
+            None => "none".to_string(),
+            Some(Found::Name { entry, covering }) => format!("name {entry} {}", text_of(covering)),
+            Some(Found::Wildcard { entry, covering }) => {
+                format!("wildcard {entry} {}", text_of(covering))
+            }
+            Some(Found::Missing(p)) => format!("missing {} {}", text_of(p[0]), text_of(p[1])),
+        };
+        assert_eq!(find("m.zone."), "name 4 m.zone.");
+        // The empty non-terminal: covered by the apex's NSEC.
+        assert_eq!(find("b.zone."), "name 1 zone.");
+        assert_eq!(find("x.c.zone."), "wildcard 3 *.c.zone.");
+        assert_eq!(find("y.x.c.zone."), "wildcard 3 *.c.zone.");
+        assert_eq!(find("q.zone."), "missing m.zone. zone.");
+        // Unbound in the table: not found rather than a wrong entry.
+        assert_eq!(find("c.zone."), "none");
+        assert_eq!(find("a.other."), "none");
     }
 }

@@ -47,8 +47,11 @@ pub struct Compiled {
     pub geo: Option<Arc<GeoDb>>,
     /// Lowercase wire form of the origin.
     origin: Box<[u8]>,
-    /// Lowercase wire name to what lives there.
-    names: FxHashMap<Box<[u8]>, Node>,
+    /// Lowercase wire name to its entry in `nodes`.
+    names: FxHashMap<Box<[u8]>, u32>,
+    /// What lives at each name; the NSEC chain of a signed table points
+    /// into it too, so a DO query needs no hash lookup.
+    nodes: Box<[Node]>,
     nxdomain: Prepared,
     nodata: Prepared,
     /// SERVFAIL, for `on_all_down = "servfail"`.
@@ -149,8 +152,9 @@ pub enum Lookup<'a> {
         scope: Option<u8>,
         /// For steered names: record index, region and how it was chosen.
         steered: Option<(usize, RegionId, Outcome)>,
-        /// Which NSEC records a signed answer needs from the query name.
-        denial: Denial,
+        /// The NSEC records a DO answer adds for this query name (a
+        /// denial that depends on it); none otherwise.
+        proof: denial::Proof<'a>,
         /// The record to start a multivalue answer's rotation at.
         rotate: u32,
     },
@@ -177,8 +181,8 @@ impl Outcome {
 }
 
 impl<'a> Lookup<'a> {
-    /// An answer that carries its own proof and is written as encoded.
-    fn positive(
+    /// An answer written as encoded, with no NSEC records added.
+    fn encoded(
         prepared: &'a Prepared,
         scope: Option<u8>,
         steered: Option<(usize, RegionId, Outcome)>,
@@ -187,25 +191,10 @@ impl<'a> Lookup<'a> {
             prepared,
             scope,
             steered,
-            denial: Denial::None,
+            proof: [None, None],
             rotate: 0,
         }
     }
-}
-
-/// A negative answer whose NSEC proof depends on the query name, so the
-/// data plane picks it from the chain (only for DO queries to a signed zone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Denial {
-    /// The answer carries its proof, or needs none.
-    None,
-    /// NODATA at an empty non-terminal: the NSEC covering the name.
-    EmptyNonTerminal,
-    /// NXDOMAIN: the NSECs covering the name and its wildcard.
-    NxDomain,
-    /// An answer synthesised from a wildcard: the NSEC covering the query
-    /// name, proving no closer match exists (RFC 4035 3.1.3.3, 3.1.3.4).
-    Wildcard,
 }
 
 /// The whole routing table the data plane answers from.
@@ -230,7 +219,7 @@ pub struct Snapshot {
 impl Compiled {
     /// What `name` (any case) is in the table.
     pub fn kind_of(&self, name: &hickory_proto::rr::Name) -> NameKind {
-        match self.names.get(&build::wire(name)) {
+        match self.node(&build::wire(name)) {
             None => NameKind::Missing,
             Some(Node::Empty) => NameKind::EmptyNonTerminal,
             Some(Node::Static(_)) => NameKind::Static,
@@ -307,35 +296,79 @@ impl Snapshot {
         qname: &[u8],
         qtype: u16,
         client: IpAddr,
+        dnssec_ok: bool,
         draw: &mut dyn FnMut(u32) -> u32,
     ) -> Lookup<'_> {
         let c = &self.compiled;
-        let found = c.names.get(qname);
+        let found = c.node(qname);
+        // A name with data carries its own proofs; only a denial for a DO
+        // query needs the chain.
+        if dnssec_ok
+            && let Some(chain) = &c.chain
+            && matches!(found, None | Some(Node::Empty))
+        {
+            return self.lookup_signed(chain, qname, qtype, client, draw);
+        }
         if found.is_none()
             && let Some(node) = c.wildcard_for(qname)
         {
             // RFC 4592: synthesised from the wildcard, the owner the query
-            // name; signed, with the NSEC proving that name does not exist.
-            let mut answer = self.answer_from(node, qtype, client, draw);
-            if let Lookup::Answer { denial, .. } = &mut answer {
-                *denial = Denial::Wildcard;
-            }
-            return answer;
+            // name.
+            return self.answer_from(node, qtype, client, draw);
         }
         let Some(node) = found else {
             return if in_zone(qname, &c.origin) {
-                Lookup::Answer {
-                    prepared: &c.nxdomain,
-                    scope: None,
-                    steered: None,
-                    denial: Denial::NxDomain,
-                    rotate: 0,
-                }
+                Lookup::encoded(&c.nxdomain, None, None)
             } else {
                 Lookup::Refused
             };
         };
         self.answer_from(node, qtype, client, draw)
+    }
+
+    /// A DO query to a signed table for a name without data: one walk of
+    /// the NSEC chain finds the empty non-terminal, the wildcard that
+    /// answers for the name, or the proof that neither exists.
+    fn lookup_signed<'a>(
+        &'a self,
+        chain: &'a denial::Chain,
+        qname: &[u8],
+        qtype: u16,
+        client: IpAddr,
+        draw: &mut dyn FnMut(u32) -> u32,
+    ) -> Lookup<'a> {
+        let c = &self.compiled;
+        let with_proof = |mut answer: Lookup<'a>, nsec: denial::Proof<'a>| {
+            if let Lookup::Answer { proof, .. } = &mut answer {
+                *proof = nsec;
+            }
+            answer
+        };
+        let entry = |e: u32| c.nodes.get(e as usize);
+        match chain.find(qname) {
+            None => Lookup::Refused,
+            Some(denial::Found::Name { entry: e, covering }) => match entry(e) {
+                // NODATA at an empty non-terminal: the NSEC covering it.
+                Some(node @ Node::Empty) => with_proof(
+                    self.answer_from(node, qtype, client, draw),
+                    [covering, None],
+                ),
+                Some(node) => self.answer_from(node, qtype, client, draw),
+                None => Lookup::Refused,
+            },
+            // Synthesised from the wildcard, with the NSEC proving no
+            // closer match exists (RFC 4035 3.1.3.3, 3.1.3.4).
+            Some(denial::Found::Wildcard { entry: e, covering }) => match entry(e) {
+                Some(node) => with_proof(
+                    self.answer_from(node, qtype, client, draw),
+                    [covering, None],
+                ),
+                None => Lookup::Refused,
+            },
+            Some(denial::Found::Missing(proof)) => {
+                with_proof(Lookup::encoded(&c.nxdomain, None, None), proof)
+            }
+        }
     }
 
     fn answer_from<'a>(
@@ -346,15 +379,9 @@ impl Snapshot {
         draw: &mut dyn FnMut(u32) -> u32,
     ) -> Lookup<'a> {
         let c = &self.compiled;
-        let answer = Lookup::positive;
+        let answer = Lookup::encoded;
         match node {
-            Node::Empty => Lookup::Answer {
-                prepared: &c.nodata,
-                scope: None,
-                steered: None,
-                denial: Denial::EmptyNonTerminal,
-                rotate: 0,
-            },
+            Node::Empty => answer(&c.nodata, None, None),
             Node::Static(s) => answer(self.static_answer(s, qtype), None, None),
             Node::Steered(s) => self.steered_answer(s, qtype, client, draw),
             Node::Apex(both) => match qtype {
@@ -387,7 +414,7 @@ impl Snapshot {
         draw: &mut dyn FnMut(u32) -> u32,
     ) -> Lookup<'a> {
         let c = &self.compiled;
-        let answer = Lookup::positive;
+        let answer = Lookup::encoded;
         let (choice, scope, index) = match s.policy {
             Policy::Multivalue { .. } => {
                 let (set, scope) = self.value_set(client);
@@ -445,7 +472,7 @@ impl Snapshot {
             prepared,
             scope,
             steered: Some((s.record, choice.region, outcome)),
-            denial: Denial::None,
+            proof: [None, None],
             rotate,
         }
     }
@@ -594,23 +621,16 @@ impl Compiled {
                 let end = 2 + suffix.len();
                 wildcard.get_mut(..2)?.copy_from_slice(b"\x01*");
                 wildcard.get_mut(2..end)?.copy_from_slice(suffix);
-                return self.names.get(&wildcard[..end]);
+                return self.node(&wildcard[..end]);
             }
         }
         None
     }
 
-    /// The NSEC records that prove `denial` for lowercase wire `qname`
-    /// (nothing when the zone is unsigned).
-    pub fn proof(&self, qname: &[u8], denial: Denial) -> denial::Proof<'_> {
-        let Some(chain) = &self.chain else {
-            return [None, None];
-        };
-        match denial {
-            Denial::None => [None, None],
-            Denial::EmptyNonTerminal | Denial::Wildcard => [chain.covering(qname), None],
-            Denial::NxDomain => chain.nxdomain(qname),
-        }
+    fn node(&self, name: &[u8]) -> Option<&Node> {
+        self.names
+            .get(name)
+            .and_then(|&i| self.nodes.get(i as usize))
     }
 
     /// Length of the origin in wire form.
@@ -636,24 +656,25 @@ impl Compiled {
                 + s.nodata.as_ref().map_or(0, prepared)
                 + prepared(&s.any)
         };
-        let nodes: usize = self
-            .names
-            .iter()
-            .map(|(k, n)| {
-                k.len()
-                    + std::mem::size_of::<Node>()
-                    + match n {
-                        Node::Empty => 0,
-                        Node::Static(s) => static_bytes(s),
-                        Node::Apex(both) => static_bytes(&both.0),
-                        Node::Steered(_) => 0,
-                    }
-            })
-            .sum();
+        let keys: usize = self.names.keys().map(|k| k.len() + 4).sum();
+        let nodes: usize = keys
+            + self
+                .nodes
+                .iter()
+                .map(|n| {
+                    std::mem::size_of::<Node>()
+                        + match n {
+                            Node::Empty => 0,
+                            Node::Static(s) => static_bytes(s),
+                            Node::Apex(both) => static_bytes(&both.0),
+                            Node::Steered(_) => 0,
+                        }
+                })
+                .sum::<usize>();
         let mut shared: Vec<*const RegionAnswers> = Vec::new();
         let steered: usize = self
-            .names
-            .values()
+            .nodes
+            .iter()
             .filter_map(|n| match n {
                 Node::Steered(s) => Some(s),
                 Node::Apex(both) => Some(&both.1),

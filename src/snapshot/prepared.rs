@@ -179,16 +179,28 @@ impl Prepared {
         }
     }
 
-    /// A signed negative answer: the SOA and its RRSIG, compressed against
-    /// the origin as in [`Prepared::negative`], then `proof`: NSEC RRsets
-    /// with their RRSIGs, each two records encoded without compression.
+    /// A signed negative answer: the SOA and its RRSIG, then `proof`: NSEC
+    /// RRsets with their RRSIGs, each two records. All of it is encoded
+    /// without compression, so it is one copy with nothing to relocate:
+    /// the NSEC records a query adds have to follow it anyway, and the
+    /// answer stays far below the 1232-octet EDNS size.
     pub fn negative_signed(
         rcode: u8,
         soa: &[&Record; 2],
-        origin: &Name,
         proof: &[&[u8]],
     ) -> Result<Prepared, ProtoError> {
-        Ok(Prepared::negative_records(rcode, soa, origin)?.with_proof(proof))
+        Ok(Prepared {
+            rcode,
+            authoritative: true,
+            answer_count: 0,
+            authority_count: count(soa.len()),
+            additional_count: 0,
+            body: Prepared::uncompressed(soa)?,
+            relocate: Box::default(),
+            signed: None,
+            rotation: None,
+        }
+        .with_proof(proof))
     }
 
     /// Appends NSEC RRsets (each with its RRSIG) to the authority section.

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 
 use hickory_proto::dnssec::rdata::{DNSSECRData, NSEC};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use super::build::{BuildError, wire};
 use super::denial::{Chain, canonical_cmp};
@@ -66,7 +66,7 @@ impl<'k> Signing<'k> {
             soa: [negative.clone(), soa_sig],
             nsec: FxHashMap::default(),
             next: FxHashMap::default(),
-            chain: Chain::new(Vec::new(), &[]),
+            chain: Chain::new(&[0], Vec::new()),
             negative_ttl: negative.ttl,
         };
         let mut owners: Vec<(Box<[u8]>, Name)> = zone
@@ -96,27 +96,13 @@ impl<'k> Signing<'k> {
             let chunk = signing.nsec_chunk(name, types)?;
             signing.nsec.insert(owner.clone(), chunk);
         }
-        // Every name that exists (empty non-terminals too) can be a
-        // query's closest encloser.
-        let mut existing: FxHashSet<Box<[u8]>> = FxHashSet::default();
-        for (_, name) in &owners {
-            let mut at = name.clone();
-            loop {
-                existing.insert(wire(&at));
-                if at == zone.origin || !zone.origin.zone_of(&at) || at.is_root() {
-                    break;
-                }
-                at = at.base_name();
-            }
-        }
-        let existing: Vec<&[u8]> = existing.iter().map(|n| &n[..]).collect();
         signing.chain = Chain::new(
+            &wire(&zone.origin),
             signing
                 .nsec
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
-            &existing,
         );
         Ok(signing)
     }
@@ -273,7 +259,7 @@ impl Encoder<'_, '_> {
             .map_err(encode_err(origin, RecordType::SOA))?;
         if let Some(s) = self.signing.as_deref() {
             let [soa, sig] = &s.soa;
-            let signed = Prepared::negative_signed(rcode, &[soa, sig], origin, proof)
+            let signed = Prepared::negative_signed(rcode, &[soa, sig], proof)
                 .map_err(encode_err(origin, RecordType::SOA))?;
             prepared.signed = Some(Box::new(signed));
         }
