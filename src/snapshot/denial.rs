@@ -7,8 +7,8 @@
 //! labels whose children are in canonical order, so a query walks down
 //! from the apex with one binary search of short labels per level: where
 //! the walk stops is the closest encloser, and the gap it stops in names
-//! the NSEC that covers the query. Nothing here hashes, allocates or
-//! signs.
+//! the NSEC that covers the query. The walk hashes nothing, allocates
+//! nothing and signs nothing.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -132,6 +132,9 @@ impl Chain {
     pub(crate) fn new(origin: &[u8], links: Vec<Link>) -> Chain {
         let mut apex = Draft::default();
         'links: for (name, record) in links {
+            if !name.ends_with(origin) {
+                continue;
+            }
             let mut draft = &mut apex;
             let mut end = name.len().saturating_sub(origin.len());
             while end > 0 {
