@@ -50,7 +50,8 @@ pub struct Compiled {
     /// Lowercase wire name to its entry in `nodes`.
     names: FxHashMap<Box<[u8]>, u32>,
     /// What lives at each name; the NSEC chain of a signed table points
-    /// into it too, so a DO query needs no hash lookup.
+    /// into it too, so a denial's walk of the chain ends at the entry
+    /// without a second lookup.
     nodes: Box<[Node]>,
     nxdomain: Prepared,
     nodata: Prepared,
