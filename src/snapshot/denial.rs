@@ -48,6 +48,9 @@ struct Node {
     wildcard_child: u32,
     /// The table's entry for this name (see [`Chain::bind`]).
     name: u32,
+    /// Whether the name has its own NSEC: it has data, so its answers
+    /// carry their proofs; an empty non-terminal has none.
+    nsec: bool,
 }
 
 /// Byte strings laid end to end: one allocation, no pointer per entry.
@@ -100,18 +103,11 @@ struct Place {
 
 /// What a query name is in a signed table, found by one walk.
 pub(crate) enum Found<'a> {
-    /// The name exists: its table entry, and the NSEC covering it (what
-    /// proves NODATA at an empty non-terminal).
-    Name {
-        entry: u32,
-        covering: Option<&'a [u8]>,
-    },
-    /// The name does not exist, but the wildcard at its closest encloser
-    /// does: that wildcard's entry, and the NSEC covering the name.
-    Wildcard {
-        entry: u32,
-        covering: Option<&'a [u8]>,
-    },
+    /// The table's entry that answers: the name's own, or the wildcard's
+    /// at its closest encloser; and the NSEC the answer adds for this
+    /// query name (for an empty non-terminal or a wildcard, the one
+    /// covering the name; RFC 4035 3.1.3.2-3.1.3.4).
+    Entry { entry: u32, proof: Proof<'a> },
     /// The name does not exist: the NXDOMAIN proof.
     Missing(Proof<'a>),
 }
@@ -208,17 +204,16 @@ impl Chain {
     pub(crate) fn find(&self, qname: &[u8]) -> Option<Found<'_>> {
         let place = self.place(qname)?;
         let node = &self.nodes[place.node];
-        let covering = self.record(place.at_or_before);
-        if place.exists {
-            let entry = Some(node.name).filter(|&e| e != NONE)?;
-            return Some(Found::Name { entry, covering });
-        }
-        if node.wildcard_child != NONE {
-            let entry = self.nodes[node.wildcard_child as usize].name;
-            let entry = Some(entry).filter(|&e| e != NONE)?;
-            return Some(Found::Wildcard { entry, covering });
-        }
-        Some(Found::Missing(self.proof(&place)))
+        let covering = [self.record(place.at_or_before), None];
+        let (answering, proof) = if place.exists {
+            (node, if node.nsec { [None, None] } else { covering })
+        } else if node.wildcard_child != NONE {
+            (&self.nodes[node.wildcard_child as usize], covering)
+        } else {
+            return Some(Found::Missing(self.proof(&place)));
+        };
+        let entry = Some(answering.name).filter(|&e| e != NONE)?;
+        Some(Found::Entry { entry, proof })
     }
 
     pub(crate) fn memory_bytes(&self) -> usize {
@@ -378,6 +373,7 @@ impl<'a> Layout<'a> {
             wildcard: NONE,
             wildcard_child: NONE,
             name: NONE,
+            nsec: draft.record.is_some(),
         };
         id as u32
     }
@@ -692,7 +688,7 @@ mod tests {
     }
 
     #[test]
-    fn find_names_the_entry_the_wildcard_or_the_proof() {
+    fn find_gives_the_answering_entry_and_its_proof_or_the_nxdomain_proof() {
         let names = ["zone.", "a.b.zone.", "*.c.zone.", "m.zone."];
         let mut c = chain(&names);
         // The table's entries: every name and empty non-terminal but c.zone.
@@ -705,17 +701,17 @@ mod tests {
         });
         let find = |q: &str| match c.find(&wire(q)) {
             None => "none".to_string(),
-            Some(Found::Name { entry, covering }) => format!("name {entry} {}", text_of(covering)),
-            Some(Found::Wildcard { entry, covering }) => {
-                format!("wildcard {entry} {}", text_of(covering))
+            Some(Found::Entry { entry, proof }) => {
+                format!("entry {entry} {} {}", text_of(proof[0]), text_of(proof[1]))
             }
             Some(Found::Missing(p)) => format!("missing {} {}", text_of(p[0]), text_of(p[1])),
         };
-        assert_eq!(find("m.zone."), "name 4 m.zone.");
+        // A name with data: its answers carry their own proofs.
+        assert_eq!(find("m.zone."), "entry 4 - -");
         // The empty non-terminal: covered by the apex's NSEC.
-        assert_eq!(find("b.zone."), "name 1 zone.");
-        assert_eq!(find("x.c.zone."), "wildcard 3 *.c.zone.");
-        assert_eq!(find("y.x.c.zone."), "wildcard 3 *.c.zone.");
+        assert_eq!(find("b.zone."), "entry 1 zone. -");
+        assert_eq!(find("x.c.zone."), "entry 3 *.c.zone. -");
+        assert_eq!(find("y.x.c.zone."), "entry 3 *.c.zone. -");
         assert_eq!(find("q.zone."), "missing m.zone. zone.");
         // Unbound in the table: not found rather than a wrong entry.
         assert_eq!(find("c.zone."), "none");

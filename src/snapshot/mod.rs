@@ -339,37 +339,20 @@ impl Snapshot {
         draw: &mut dyn FnMut(u32) -> u32,
     ) -> Lookup<'a> {
         let c = &self.compiled;
-        let with_proof = |mut answer: Lookup<'a>, nsec: denial::Proof<'a>| {
-            if let Lookup::Answer { proof, .. } = &mut answer {
-                *proof = nsec;
-            }
-            answer
-        };
-        let entry = |e: u32| c.nodes.get(e as usize);
-        match chain.find(qname) {
-            None => Lookup::Refused,
-            Some(denial::Found::Name { entry: e, covering }) => match entry(e) {
-                // NODATA at an empty non-terminal: the NSEC covering it.
-                Some(node @ Node::Empty) => with_proof(
-                    self.answer_from(node, qtype, client, draw),
-                    [covering, None],
-                ),
-                Some(node) => self.answer_from(node, qtype, client, draw),
-                None => Lookup::Refused,
-            },
-            // Synthesised from the wildcard, with the NSEC proving no
-            // closer match exists (RFC 4035 3.1.3.3, 3.1.3.4).
-            Some(denial::Found::Wildcard { entry: e, covering }) => match entry(e) {
-                Some(node) => with_proof(
-                    self.answer_from(node, qtype, client, draw),
-                    [covering, None],
-                ),
-                None => Lookup::Refused,
+        let (mut answer, nsec) = match chain.find(qname) {
+            None => return Lookup::Refused,
+            Some(denial::Found::Entry { entry, proof }) => match c.nodes.get(entry as usize) {
+                Some(node) => (self.answer_from(node, qtype, client, draw), proof),
+                None => return Lookup::Refused,
             },
             Some(denial::Found::Missing(proof)) => {
-                with_proof(Lookup::encoded(&c.nxdomain, None, None), proof)
+                (Lookup::encoded(&c.nxdomain, None, None), proof)
             }
+        };
+        if let Lookup::Answer { proof, .. } = &mut answer {
+            *proof = nsec;
         }
+        answer
     }
 
     fn answer_from<'a>(
