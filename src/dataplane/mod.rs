@@ -222,7 +222,7 @@ impl Steer {
                 rotate,
             } => {
                 let prepared = prepared.variant(dnssec_ok);
-                let proof_records = 2 * proof.iter().flatten().count() as u16;
+                let proof_records = proof.records();
                 if let Some((record, region, outcome)) = steered {
                     let row = self.stats.row(self.index);
                     match outcome {
@@ -250,9 +250,7 @@ impl Steer {
                 );
                 let shift = q.qname().len().saturating_sub(snap.compiled.origin_len());
                 prepared.write_rotated(out, shift, rotate);
-                for nsec in proof.into_iter().flatten() {
-                    out.extend_from_slice(nsec);
-                }
+                out.extend_from_slice(proof.bytes);
                 Rcode::from_wire(prepared.rcode)
             }
         }

@@ -11,7 +11,7 @@
 //! nothing and signs nothing.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The NSEC chain as a tree of the names under the origin.
 pub(crate) struct Chain {
@@ -20,16 +20,30 @@ pub(crate) struct Chain {
     /// the `child_*` arrays, in canonical label order.
     nodes: Box<[Node]>,
     /// The first sixteen octets of each child label, big-endian and
-    /// zero-padded, and its length: the search compares these and reads
-    /// a label only when two longer ones tie (names often share a long
-    /// prefix, as `api-contracts-*` do).
+    /// zero-padded: the search compares these and reads labels only when
+    /// prefixes tie (names often share a long prefix, as
+    /// `api-contracts-*` do).
     child_prefix: Box<[u128]>,
-    child_len: Box<[u8]>,
     child_label: Packed,
     child_node: Box<[u32]>,
-    /// Each name's NSEC RRset and RRSIG, encoded without compression so
-    /// the bytes can follow any question, in canonical order.
-    records: Packed,
+    /// What a query landing in each gap needs, by [`Chain::gap_index`]: a
+    /// gap is the run of names after a node or one of its children and
+    /// before the next name of the tree.
+    gaps: Box<[Gap]>,
+    /// NSEC RRsets with their RRSIGs, encoded without compression so the
+    /// bytes can follow any question; laid out so each gap's NXDOMAIN
+    /// proof is one run of bytes.
+    proofs: Box<[u8]>,
+}
+
+/// A gap's proofs in [`Chain::proofs`]: from `start`, the NSEC covering
+/// the gap (`covering` octets), then the one covering the wildcard at the
+/// gap's node when that is another (up to `both` octets).
+#[derive(Clone, Copy, Default)]
+struct Gap {
+    start: u32,
+    covering: u16,
+    both: u16,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -42,7 +56,7 @@ struct Node {
     /// The record of the last name in this subtree.
     last: u32,
     /// The record covering `*.` this name: the wildcard proof when this
-    /// is a query's closest encloser.
+    /// is a query's closest encloser (used while building).
     wildcard: u32,
     /// The child `*`, when there is one: the source of synthesis below.
     wildcard_child: u32,
@@ -87,17 +101,46 @@ impl Packed {
 /// An owner name and its encoded NSEC RRset with RRSIG.
 pub(crate) type Link = (Box<[u8]>, Box<[u8]>);
 
-/// NSEC records that prove a denial: up to two RRsets (each NSEC plus its
-/// RRSIG, so two records each).
-pub(crate) type Proof<'a> = [Option<&'a [u8]>; 2];
+/// NSEC records that prove a denial: up to two RRsets (each an NSEC and
+/// its RRSIG) laid end to end, so an answer adds them with one copy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Proof<'a> {
+    pub bytes: &'a [u8],
+    /// The length of the first RRset.
+    first: u16,
+}
+
+impl<'a> Proof<'a> {
+    /// The number of records in the proof: two per RRset.
+    pub fn records(&self) -> u16 {
+        match (self.bytes.len(), usize::from(self.first)) {
+            (0, _) => 0,
+            (all, first) if all == first => 2,
+            _ => 4,
+        }
+    }
+
+    /// The RRsets one by one.
+    pub fn rrsets(&self) -> [Option<&'a [u8]>; 2] {
+        let (first, second) = self
+            .bytes
+            .split_at_checked(usize::from(self.first))
+            .unwrap_or((self.bytes, &[]));
+        [
+            Some(first).filter(|f| !f.is_empty()),
+            Some(second).filter(|s| !s.is_empty()),
+        ]
+    }
+}
 
 /// Where a name falls in the tree.
 struct Place {
     /// The deepest node on the name's path: the name itself when it
     /// exists, else its closest encloser.
     node: usize,
-    /// The record of the last name at or before the name.
-    at_or_before: u32,
+    /// The gap the name is in, or for a name that exists the one it
+    /// starts.
+    gap: usize,
     exists: bool,
 }
 
@@ -159,20 +202,78 @@ impl Chain {
             origin: origin.into(),
             nodes: layout.nodes.into(),
             child_prefix: layout.labels.iter().map(|l| prefix(l)).collect(),
-            child_len: layout.labels.iter().map(|l| l.len() as u8).collect(),
             child_label: Packed::new(layout.labels.iter().map(|l| &l[..])),
             child_node: layout.child_node.into(),
-            records: Packed::new(layout.records.iter().map(|r| &r[..])),
+            gaps: Box::default(),
+            proofs: Box::default(),
         };
         for i in 0..chain.nodes.len() {
             let (rank, exact) = chain.rank(i, b"*");
             chain.nodes[i].wildcard = match exact {
                 Some(child) => chain.nodes[child].at_or_before,
-                None => chain.gap(i, rank),
+                None => chain.covering_of(i, rank),
             };
             chain.nodes[i].wildcard_child = exact.map_or(NONE, |c| c as u32);
         }
+        chain.lay_out_proofs(&layout.records);
         chain
+    }
+
+    /// Fills `gaps` and `proofs`. Each proof of two RRsets is laid out
+    /// once; a proof of one reuses the bytes of a pair that starts with
+    /// it, so the blob holds about two copies of each NSEC, not one per
+    /// gap.
+    fn lay_out_proofs(&mut self, records: &[&[u8]]) {
+        let mut wanted = Vec::with_capacity(self.nodes.len() + self.child_node.len());
+        for node in 0..self.nodes.len() {
+            let Node {
+                children_start: start,
+                children_end: end,
+                wildcard,
+                ..
+            } = self.nodes[node];
+            for rank in 0..=(end - start) as usize {
+                wanted.push((self.covering_of(node, rank), wildcard));
+            }
+        }
+        let record = |i: u32| records.get(i as usize).map_or(&[][..], |r| &r[..]);
+        let mut blob: Vec<u8> = Vec::new();
+        let mut pairs: HashMap<(u32, u32), u32> = HashMap::new();
+        let mut starts: HashMap<u32, u32> = HashMap::new();
+        for &(covering, wildcard) in wanted.iter().filter(|(c, w)| c != w) {
+            pairs.entry((covering, wildcard)).or_insert_with(|| {
+                let start = blob.len() as u32;
+                blob.extend_from_slice(record(covering));
+                blob.extend_from_slice(record(wildcard));
+                starts.entry(covering).or_insert(start);
+                start
+            });
+        }
+        self.gaps = wanted
+            .iter()
+            .map(|&(covering, wildcard)| {
+                let start = match pairs.get(&(covering, wildcard)) {
+                    Some(&start) => start,
+                    None => *starts.entry(covering).or_insert_with(|| {
+                        let start = blob.len() as u32;
+                        blob.extend_from_slice(record(covering));
+                        start
+                    }),
+                };
+                let covering_len = record(covering).len() as u16;
+                let both = if covering == wildcard {
+                    covering_len
+                } else {
+                    covering_len + record(wildcard).len() as u16
+                };
+                Gap {
+                    start,
+                    covering: covering_len,
+                    both,
+                }
+            })
+            .collect();
+        self.proofs = blob.into();
     }
 
     /// Ties every name of the tree to the table's entry for it, as
@@ -204,13 +305,19 @@ impl Chain {
     pub(crate) fn find(&self, qname: &[u8]) -> Option<Found<'_>> {
         let place = self.place(qname)?;
         let node = &self.nodes[place.node];
-        let covering = [self.record(place.at_or_before), None];
+        let gap = self.gaps.get(place.gap)?;
+        let covering = self.proof(gap, gap.covering);
         let (answering, proof) = if place.exists {
-            (node, if node.nsec { [None, None] } else { covering })
+            let proof = if node.nsec {
+                Proof::default()
+            } else {
+                covering
+            };
+            (node, proof)
         } else if node.wildcard_child != NONE {
             (&self.nodes[node.wildcard_child as usize], covering)
         } else {
-            return Some(Found::Missing(self.proof(&place)));
+            return Some(Found::Missing(self.proof(gap, gap.both)));
         };
         let entry = Some(answering.name).filter(|&e| e != NONE)?;
         Some(Found::Entry { entry, proof })
@@ -218,9 +325,10 @@ impl Chain {
 
     pub(crate) fn memory_bytes(&self) -> usize {
         std::mem::size_of_val(&*self.nodes)
-            + 21 * self.child_node.len()
+            + 20 * self.child_node.len()
             + self.child_label.memory_bytes()
-            + self.records.memory_bytes()
+            + std::mem::size_of_val(&*self.gaps)
+            + self.proofs.len()
     }
 
     /// The number of `node`'s children whose label sorts at or before
@@ -231,43 +339,68 @@ impl Chain {
 
     /// As [`Chain::rank`], for the label `bytes[at..at + len]`: the bytes
     /// that follow it let its prefix be one load.
+    #[inline(always)]
     fn rank_in(&self, node: usize, bytes: &[u8], at: usize, len: usize) -> (usize, Option<usize>) {
-        let label = bytes.get(at..at + len).unwrap_or(&[]);
         let Node {
             children_start: start,
             children_end: end,
             ..
         } = self.nodes[node];
         let (start, end) = (start as usize, end as usize);
-        let p = prefix_in(bytes, at, len);
-        let cmp = |i: usize| match self.child_prefix[i].cmp(&p) {
-            // Equal in the prefix and no longer than it: equal but for
-            // trailing zero octets, so the shorter sorts first.
-            Ordering::Equal if len <= PREFIX && usize::from(self.child_len[i]) <= PREFIX => {
-                usize::from(self.child_len[i]).cmp(&len)
-            }
-            Ordering::Equal => self.child_label.get(i).unwrap_or(&[]).cmp(label),
-            other => other,
+        let Some(prefixes) = self.child_prefix.get(start..end) else {
+            return (0, None);
         };
-        let (mut lo, mut hi) = (start, end);
+        let p = prefix_in(bytes, at, len);
+        // Prefix order is canonical order with ties, so the children whose
+        // prefix is below `p` are exactly those before the label unless
+        // one shares its prefix.
+        let below = prefixes.partition_point(|&x| x < p);
+        if prefixes.get(below) != Some(&p) {
+            return (below, None);
+        }
+        self.rank_tied(
+            start + below,
+            end,
+            bytes.get(at..at + len).unwrap_or(&[]),
+            p,
+            below,
+        )
+    }
+
+    /// The children from `first` on share `label`'s prefix `p`: the full
+    /// labels decide among them, as for labels that differ only after
+    /// sixteen octets or in trailing zero octets. `below` children come
+    /// before `first`.
+    #[cold]
+    fn rank_tied(
+        &self,
+        first: usize,
+        end: usize,
+        label: &[u8],
+        p: u128,
+        below: usize,
+    ) -> (usize, Option<usize>) {
+        let tied = self.child_prefix[first..end].partition_point(|&x| x == p);
+        let label_of = |i: usize| self.child_label.get(first + i).unwrap_or(&[]);
+        let (mut lo, mut hi) = (0, tied);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if cmp(mid) == Ordering::Greater {
-                hi = mid;
-            } else {
+            if label_of(mid) <= label {
                 lo = mid + 1;
+            } else {
+                hi = mid;
             }
         }
         let exact = lo
             .checked_sub(1)
-            .filter(|&i| i >= start && cmp(i) == Ordering::Equal)
-            .map(|i| self.child_node[i] as usize);
-        (lo - start, exact)
+            .filter(|&i| label_of(i) == label)
+            .map(|i| self.child_node[first + i] as usize);
+        (below + lo, exact)
     }
 
-    /// The record of the last name before everything below `node`'s
-    /// child number `rank` (the `rank` first children come before).
-    fn gap(&self, node: usize, rank: usize) -> u32 {
+    /// The record covering the names after `node`'s first `rank` children
+    /// (after the node itself when `rank` is 0).
+    fn covering_of(&self, node: usize, rank: usize) -> u32 {
         match rank.checked_sub(1) {
             None => self.nodes[node].at_or_before,
             Some(child) => {
@@ -279,6 +412,7 @@ impl Chain {
 
     /// Walks lowercase wire `name` down from the apex; `None` when it is
     /// not made of labels in front of the origin.
+    #[inline(always)]
     fn place(&self, name: &[u8]) -> Option<Place> {
         let mut end = name.len().checked_sub(self.origin.len())?;
         if name[end..] != *self.origin {
@@ -297,7 +431,7 @@ impl Chain {
                 None => {
                     return Some(Place {
                         node,
-                        at_or_before: self.gap(node, rank),
+                        gap: self.gap_index(node, rank),
                         exists: false,
                     });
                 }
@@ -305,36 +439,46 @@ impl Chain {
         }
         Some(Place {
             node,
-            at_or_before: self.nodes.get(node)?.at_or_before,
+            gap: self.gap_index(node, 0),
             exists: true,
         })
     }
 
-    fn record(&self, i: u32) -> Option<&[u8]> {
-        self.records.get(i as usize)
+    /// Gaps are numbered node by node, each node's one more than its
+    /// children; nodes are in pre-order and so are their blocks of
+    /// children, so the gaps before a node number its index plus the
+    /// children before its own.
+    fn gap_index(&self, node: usize, rank: usize) -> usize {
+        self.nodes[node].children_start as usize + node + rank
+    }
+
+    /// The first `len` octets of `gap`'s proofs.
+    fn proof(&self, gap: &Gap, len: u16) -> Proof<'_> {
+        let start = gap.start as usize;
+        Proof {
+            bytes: self
+                .proofs
+                .get(start..start + usize::from(len))
+                .unwrap_or(&[]),
+            first: gap.covering,
+        }
     }
 
     /// The NSEC whose owner is the last name at or before `name`: the one
     /// that covers it when `name` is not in the chain.
     #[cfg(test)]
     fn covering(&self, name: &[u8]) -> Option<&[u8]> {
-        self.place(name).and_then(|p| self.record(p.at_or_before))
+        let place = self.place(name)?;
+        let gap = self.gaps.get(place.gap)?;
+        self.proof(gap, gap.covering).rrsets()[0]
     }
 
     /// RFC 4035 3.1.3.2: the NSEC covering `qname`, and the one covering
     /// the wildcard at its closest encloser, once when they are the same.
-    pub(crate) fn nxdomain(&self, qname: &[u8]) -> Proof<'_> {
-        self.place(qname).map_or([None, None], |p| self.proof(&p))
-    }
-
-    fn proof(&self, place: &Place) -> Proof<'_> {
-        let wildcard = self.nodes[place.node].wildcard;
-        [
-            self.record(place.at_or_before),
-            Some(wildcard)
-                .filter(|&w| w != place.at_or_before)
-                .and_then(|w| self.record(w)),
-        ]
+    pub(crate) fn nxdomain(&self, qname: &[u8]) -> [Option<&[u8]>; 2] {
+        self.place(qname)
+            .and_then(|p| self.gaps.get(p.gap))
+            .map_or([None, None], |gap| self.proof(gap, gap.both).rrsets())
     }
 }
 
@@ -522,8 +666,14 @@ mod tests {
         );
         let mut expected = shuffled.clone();
         expected.sort_by(|a, b| canonical_cmp(a, b));
-        let laid: Vec<&[u8]> = (0..expected.len())
-            .map(|i| chain.records.get(i).unwrap())
+        // Each name's NSEC covers the gap right after it, so the first gap
+        // of every node, in the order of nodes, gives the chain's order.
+        let laid: Vec<&[u8]> = (0..chain.nodes.len())
+            .filter(|&n| chain.nodes[n].nsec)
+            .map(|n| {
+                let gap = &chain.gaps[chain.gap_index(n, 0)];
+                chain.proof(gap, gap.covering).bytes
+            })
             .collect();
         assert_eq!(laid, expected.iter().map(|e| &e[..]).collect::<Vec<_>>());
     }
@@ -702,17 +852,31 @@ mod tests {
         let find = |q: &str| match c.find(&wire(q)) {
             None => "none".to_string(),
             Some(Found::Entry { entry, proof }) => {
-                format!("entry {entry} {} {}", text_of(proof[0]), text_of(proof[1]))
+                let [first, second] = proof.rrsets();
+                format!(
+                    "entry {entry} {} {} {}",
+                    text_of(first),
+                    text_of(second),
+                    proof.records()
+                )
             }
-            Some(Found::Missing(p)) => format!("missing {} {}", text_of(p[0]), text_of(p[1])),
+            Some(Found::Missing(p)) => {
+                let [first, second] = p.rrsets();
+                format!(
+                    "missing {} {} {}",
+                    text_of(first),
+                    text_of(second),
+                    p.records()
+                )
+            }
         };
         // A name with data: its answers carry their own proofs.
-        assert_eq!(find("m.zone."), "entry 4 - -");
+        assert_eq!(find("m.zone."), "entry 4 - - 0");
         // The empty non-terminal: covered by the apex's NSEC.
-        assert_eq!(find("b.zone."), "entry 1 zone. -");
-        assert_eq!(find("x.c.zone."), "entry 3 *.c.zone. -");
-        assert_eq!(find("y.x.c.zone."), "entry 3 *.c.zone. -");
-        assert_eq!(find("q.zone."), "missing m.zone. zone.");
+        assert_eq!(find("b.zone."), "entry 1 zone. - 2");
+        assert_eq!(find("x.c.zone."), "entry 3 *.c.zone. - 2");
+        assert_eq!(find("y.x.c.zone."), "entry 3 *.c.zone. - 2");
+        assert_eq!(find("q.zone."), "missing m.zone. zone. 4");
         // Unbound in the table: not found rather than a wrong entry.
         assert_eq!(find("c.zone."), "none");
         assert_eq!(find("a.other."), "none");

@@ -29,6 +29,7 @@ use crate::guard::rrl::RateLimiter;
 use crate::wire::{TYPE_A, TYPE_AAAA, TYPE_ANY, TYPE_NSEC, walk_name};
 use crate::zone::Zone;
 pub use build::{BuildError, relative};
+pub use denial::Proof;
 pub use prepared::Prepared;
 use routing::{Choice, ValueSet, WeightTable};
 
@@ -155,7 +156,7 @@ pub enum Lookup<'a> {
         steered: Option<(usize, RegionId, Outcome)>,
         /// The NSEC records a DO answer adds for this query name (a
         /// denial that depends on it); none otherwise.
-        proof: denial::Proof<'a>,
+        proof: Proof<'a>,
         /// The record to start a multivalue answer's rotation at.
         rotate: u32,
     },
@@ -192,7 +193,7 @@ impl<'a> Lookup<'a> {
             prepared,
             scope,
             steered,
-            proof: [None, None],
+            proof: Proof::default(),
             rotate: 0,
         }
     }
@@ -456,7 +457,7 @@ impl Snapshot {
             prepared,
             scope,
             steered: Some((s.record, choice.region, outcome)),
-            proof: [None, None],
+            proof: Proof::default(),
             rotate,
         }
     }
