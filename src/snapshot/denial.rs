@@ -50,14 +50,6 @@ struct Gap {
 struct Node {
     children_start: u32,
     children_end: u32,
-    /// The record of the last name at or before this one: its own, or for
-    /// an empty non-terminal the one before it.
-    at_or_before: u32,
-    /// The record of the last name in this subtree.
-    last: u32,
-    /// The record covering `*.` this name: the wildcard proof when this
-    /// is a query's closest encloser (used while building).
-    wildcard: u32,
     /// The child `*`, when there is one: the source of synthesis below.
     wildcard_child: u32,
     /// The table's entry for this name (see [`Chain::bind`]).
@@ -96,6 +88,17 @@ impl Packed {
     fn memory_bytes(&self) -> usize {
         self.bytes.len() + 4 * self.ends.len()
     }
+}
+
+/// Where a node's names fall among the records, which only the build
+/// needs: queries read the proofs laid out from it.
+#[derive(Clone, Copy)]
+struct Span {
+    /// The record of the last name at or before this one: its own, or for
+    /// an empty non-terminal the one before it.
+    at_or_before: u32,
+    /// The record of the last name in this subtree.
+    last: u32,
 }
 
 /// An owner name and its encoded NSEC RRset with RRSIG.
@@ -193,9 +196,9 @@ impl Chain {
         let count = layout.records.len() as u32;
         // Names before the first record wrap to the last, as NSEC does
         // (only a chain without its apex has any).
-        for node in &mut layout.nodes {
-            if node.at_or_before == NONE {
-                node.at_or_before = count.wrapping_sub(1);
+        for span in &mut layout.spans {
+            if span.at_or_before == NONE {
+                span.at_or_before = count.wrapping_sub(1);
             }
         }
         let mut chain = Chain {
@@ -207,15 +210,19 @@ impl Chain {
             gaps: Box::default(),
             proofs: Box::default(),
         };
+        let spans = &layout.spans;
+        // The record covering `*.` each name: the wildcard proof when the
+        // name is a query's closest encloser.
+        let mut wildcards = Vec::with_capacity(chain.nodes.len());
         for i in 0..chain.nodes.len() {
             let (rank, exact) = chain.rank(i, b"*");
-            chain.nodes[i].wildcard = match exact {
-                Some(child) => chain.nodes[child].at_or_before,
-                None => chain.covering_of(i, rank),
-            };
+            wildcards.push(match exact {
+                Some(child) => spans[child].at_or_before,
+                None => chain.covering_of(spans, i, rank),
+            });
             chain.nodes[i].wildcard_child = exact.map_or(NONE, |c| c as u32);
         }
-        chain.lay_out_proofs(&layout.records);
+        chain.lay_out_proofs(&layout.records, spans, &wildcards);
         chain
     }
 
@@ -223,17 +230,16 @@ impl Chain {
     /// once; a proof of one reuses the bytes of a pair that starts with
     /// it, so the blob holds about two copies of each NSEC, not one per
     /// gap.
-    fn lay_out_proofs(&mut self, records: &[&[u8]]) {
+    fn lay_out_proofs(&mut self, records: &[&[u8]], spans: &[Span], wildcards: &[u32]) {
         let mut wanted = Vec::with_capacity(self.nodes.len() + self.child_node.len());
-        for node in 0..self.nodes.len() {
+        for (node, &wildcard) in wildcards.iter().enumerate() {
             let Node {
                 children_start: start,
                 children_end: end,
-                wildcard,
                 ..
             } = self.nodes[node];
             for rank in 0..=(end - start) as usize {
-                wanted.push((self.covering_of(node, rank), wildcard));
+                wanted.push((self.covering_of(spans, node, rank), wildcard));
             }
         }
         let record = |i: u32| records.get(i as usize).map_or(&[][..], |r| &r[..]);
@@ -400,12 +406,12 @@ impl Chain {
 
     /// The record covering the names after `node`'s first `rank` children
     /// (after the node itself when `rank` is 0).
-    fn covering_of(&self, node: usize, rank: usize) -> u32 {
+    fn covering_of(&self, spans: &[Span], node: usize, rank: usize) -> u32 {
         match rank.checked_sub(1) {
-            None => self.nodes[node].at_or_before,
+            None => spans[node].at_or_before,
             Some(child) => {
                 let i = self.nodes[node].children_start as usize + child;
-                self.nodes[self.child_node[i] as usize].last
+                spans[self.child_node[i] as usize].last
             }
         }
     }
@@ -487,6 +493,7 @@ impl Chain {
 #[derive(Default)]
 struct Layout<'a> {
     nodes: Vec<Node>,
+    spans: Vec<Span>,
     labels: Vec<&'a [u8]>,
     child_node: Vec<u32>,
     records: Vec<&'a [u8]>,
@@ -496,6 +503,10 @@ impl<'a> Layout<'a> {
     fn place(&mut self, draft: &'a Draft) -> u32 {
         let id = self.nodes.len();
         self.nodes.push(Node::default());
+        self.spans.push(Span {
+            at_or_before: NONE,
+            last: NONE,
+        });
         if let Some(record) = &draft.record {
             self.records.push(&record[..]);
         }
@@ -512,12 +523,13 @@ impl<'a> Layout<'a> {
         self.nodes[id] = Node {
             children_start: start as u32,
             children_end: (start + draft.children.len()) as u32,
-            at_or_before,
-            last: (self.records.len() as u32).wrapping_sub(1),
-            wildcard: NONE,
             wildcard_child: NONE,
             name: NONE,
             nsec: draft.record.is_some(),
+        };
+        self.spans[id] = Span {
+            at_or_before,
+            last: (self.records.len() as u32).wrapping_sub(1),
         };
         id as u32
     }
