@@ -190,7 +190,29 @@ fn relocated(config: &Config, state_dir: &Path) -> Result<toml::Table, DemoError
     if let Some(ca) = &config.health.ca_file {
         set_path(&mut table, "health", "ca_file", ca)?;
     }
+    if let Some(fleet) = &config.fleet {
+        set_path(&mut table, "fleet", "ca_file", &fleet.ca_file)?;
+        set_path(&mut table, "fleet", "cert_file", &fleet.cert_file)?;
+        set_path(&mut table, "fleet", "key_file", &fleet.key_file)?;
+    }
+    if let Some(dnssec) = &config.dnssec {
+        let keys = dnssec
+            .keys
+            .iter()
+            .map(|key| path_value(key))
+            .collect::<Result<_, _>>()?;
+        if let Some(toml::Value::Table(t)) = table.get_mut("dnssec") {
+            t.insert("keys".to_owned(), toml::Value::Array(keys));
+        }
+    }
     Ok(table)
+}
+
+fn path_value(path: &Path) -> Result<toml::Value, DemoError> {
+    let text = path.to_str().ok_or_else(|| DemoError::NotUtf8 {
+        path: path.to_owned(),
+    })?;
+    Ok(toml::Value::String(text.to_owned()))
 }
 
 /// Sets `[section] key` to `path` (the section exists: the config was
@@ -201,11 +223,9 @@ fn set_path(
     key: &str,
     path: &Path,
 ) -> Result<(), DemoError> {
-    let text = path.to_str().ok_or_else(|| DemoError::NotUtf8 {
-        path: path.to_owned(),
-    })?;
+    let value = path_value(path)?;
     if let Some(toml::Value::Table(t)) = table.get_mut(section) {
-        t.insert(key.to_owned(), toml::Value::String(text.to_owned()));
+        t.insert(key.to_owned(), value);
     }
     Ok(())
 }
@@ -478,4 +498,35 @@ fn print_guide(loaded: &Loaded, state_dir: &Path) {
     out.push("stop with Ctrl-C".into());
     out.push(String::new());
     println!("{}", out.join("\n"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dnssec::keys;
+    use crate::testutil::{CONFIG, ZONE, write};
+
+    /// The copy lives in another folder, so a path left relative would
+    /// name a file that is not there.
+    #[test]
+    fn the_copy_names_the_same_key_files_from_its_own_folder() {
+        let (dir, path) = write(
+            &format!("{CONFIG}\n[dnssec]\nkeys = [\"zone.key\", \"keys/next.key\"]\n"),
+            ZONE,
+        );
+        std::fs::create_dir(dir.path().join("keys")).unwrap();
+        for key in ["zone.key", "keys/next.key"] {
+            keys::write_new(&dir.path().join(key), &keys::generate_pem().unwrap()).unwrap();
+        }
+        let config = Config::load(&path).unwrap();
+        let state = dir.path().join("var/demo");
+        std::fs::create_dir_all(&state).unwrap();
+        let copy = write_demo_config(&config, &state).unwrap();
+        let relocated = Config::load(&copy).unwrap();
+        let dnssec = relocated.dnssec.unwrap();
+        assert_eq!(dnssec.keys, config.dnssec.unwrap().keys);
+        assert!(dnssec.keys.iter().all(|k| k.is_absolute() && k.is_file()));
+        assert_eq!(relocated.zone.file, config.zone.file);
+        assert_eq!(relocated.server.state_dir, state);
+    }
 }
